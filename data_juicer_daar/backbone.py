@@ -1,0 +1,140 @@
+"""The frozen, truncated LLM that embeds samples.
+
+Only the first L decoder blocks are built and loaded (the rest are neither run nor kept in memory).
+One forward pass gives two mean-pooled vectors per text, both over real tokens only:
+``features`` (the model's final norm applied to block L's output; the probe's input) and
+``embeddings`` (the token-embedding layer's output; stage 1's centroids and k-means).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from loguru import logger
+from tqdm import tqdm
+
+from .models import model_fingerprint, model_label, quiet_loading, resolve_model
+
+
+@dataclass
+class Encoded:
+    features: np.ndarray  # (n, d) float32: block-L output, final norm, masked mean
+    embeddings: np.ndarray  # (n, d) float32: token embeddings, masked mean
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given, else "cuda" when present, else "cpu"."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Backbone:
+    """Frozen truncated decoder: ``encode(texts)`` -> :class:`Encoded`.
+
+    :param model: ``None``/default alias or a local Hugging Face model directory.
+    :param num_layers: L, the decoder blocks kept (paper: layers 1-10 work; default 3).
+    :param max_length: tokens kept per text; longer texts are truncated.
+    :param batch_size: texts per forward pass (batches are length-sorted, padded to their longest).
+    :param device: "cpu", "cuda", "cuda:1", ...; ``None`` picks cuda when present.
+    :param trust_remote_code: allow model code from the model directory (off by default).
+    """
+
+    #: texts embedded by every Backbone in this process (lets tests prove work is not repeated)
+    texts_embedded = 0
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        num_layers: int = 3,
+        max_length: int = 1024,
+        batch_size: int = 32,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if max_length < 1 or batch_size < 1:
+            raise ValueError(f"max_length and batch_size must be >= 1, got {max_length} and {batch_size}")
+        self.model_dir = resolve_model(model)
+        self.model_label = model_label(self.model_dir)
+        self.fingerprint = model_fingerprint(self.model_dir)
+        self.num_layers, self.max_length, self.batch_size = num_layers, max_length, batch_size
+        self.device = pick_device(device)
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+
+        config = AutoConfig.from_pretrained(self.model_dir, trust_remote_code=trust_remote_code)
+        total = config.num_hidden_layers
+        if num_layers > total:
+            raise ValueError(f"num_layers={num_layers} but {self.model_dir.name} has only {total} decoder blocks")
+        config.num_hidden_layers = num_layers
+        if isinstance(getattr(config, "layer_types", None), list):
+            config.layer_types = config.layer_types[:num_layers]
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, trust_remote_code=trust_remote_code)
+        self.tokenizer.padding_side = "right"  # real tokens never attend to padding in a causal model
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        # blocks >= L are absent from the config, so their weights are skipped at load time
+        with quiet_loading():
+            self.model = AutoModel.from_pretrained(
+                self.model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code
+            )
+        self.model.eval().requires_grad_(False).to(self.device)
+        self.dim = int(config.hidden_size)
+        logger.debug(f"backbone {self.model_label}: {num_layers}/{total} blocks on {self.device} ({dtype})")
+
+    def to(self, device: str) -> "Backbone":
+        """Move to ``device`` (Data-Juicer's model management calls this when it frees models)."""
+        self.model.to(device)
+        self.device = str(device)
+        return self
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated at ``max_length`` (characters are pre-cut to bound cost)."""
+        char_cap = self.max_length * 32  # a token is far shorter than 32 characters in practice
+        enc = self.tokenizer(
+            [t[:char_cap] for t in texts],
+            truncation=True,
+            max_length=self.max_length,
+            add_special_tokens=True,
+        )
+        return enc["input_ids"]
+
+    @torch.inference_mode()
+    def forward_ids(self, ids: Sequence[Sequence[int]], progress: bool = False) -> Encoded:
+        """Embed pre-tokenized texts in length-sorted, dynamically padded batches; input order kept."""
+        n, d = len(ids), self.dim
+        features = np.zeros((n, d), dtype=np.float32)
+        embeddings = np.zeros((n, d), dtype=np.float32)
+        order = sorted(range(n), key=lambda i: -len(ids[i]))
+        pad = self.tokenizer.pad_token_id
+        starts = range(0, n, self.batch_size)
+        for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress, leave=False):
+            chunk = [i for i in order[start : start + self.batch_size] if len(ids[i]) > 0]
+            if not chunk:
+                continue
+            width = len(ids[chunk[0]])
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)  # (b, t)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)  # (b, t)
+            for row, i in enumerate(chunk):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+            out = self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+            weights = mask.unsqueeze(-1).float()  # (b, t, 1)
+            count = weights.sum(1)  # (b, 1)
+            feat = (out.last_hidden_state.float() * weights).sum(1) / count  # (b, d)
+            emb = (out.hidden_states[0].float() * weights).sum(1) / count  # (b, d)
+            features[chunk] = feat.cpu().numpy()
+            embeddings[chunk] = emb.cpu().numpy()
+        Backbone.texts_embedded += n
+        return Encoded(features, embeddings)
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> Encoded:
+        """Embed texts; an empty text gets zero vectors (callers give such samples a defined result)."""
+        ids = [row if text else [] for row, text in zip(self.tokenize(list(texts)), texts)]
+        return self.forward_ids(ids, progress=progress)

@@ -1,0 +1,132 @@
+"""A trained probe bundle: ``manifest.json`` + ``heads.safetensors`` (+ ``synthetic.jsonl``).
+
+The manifest records what the heads were trained with (backbone identity and fingerprint, L,
+pooling, max length, text template, domains, options, metrics, package version). Loading is strict:
+a missing file, damaged weights, a newer format or a shape mismatch is a one-line ``BundleError``.
+No pickle anywhere: JSON and safetensors only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonlines
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .heads import Head
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "heads.safetensors"
+SYNTHETIC = "synthetic.jsonl"
+
+
+class BundleError(RuntimeError):
+    """A probe bundle is missing, damaged or incompatible (one-line message)."""
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict
+    probe: Head
+    predictor: Head
+
+    @property
+    def domains(self) -> list[str]:
+        return [d["name"] for d in self.manifest["domains"]]
+
+    @property
+    def fingerprint(self) -> str:
+        return manifest_fingerprint(self.manifest)
+
+
+def manifest_fingerprint(manifest: dict) -> str:
+    """Changes whenever the bundle is retrained (the manifest holds the weights' digest)."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_bundle(out: str | Path, manifest: dict, probe: Head, predictor: Head, synthetic: list[dict]) -> Path:
+    """Write a bundle atomically: a crash never leaves a half-written bundle at ``out``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        tensors = {f"probe.{k}": v.contiguous() for k, v in probe.state_dict().items()}
+        tensors.update({f"predictor.{k}": v.contiguous() for k, v in predictor.state_dict().items()})
+        save_file(tensors, str(staging / WEIGHTS))
+        with jsonlines.open(staging / SYNTHETIC, "w") as writer:
+            writer.write_all(synthetic)
+        manifest = {**manifest, "format_version": FORMAT_VERSION, "weights_sha256": _sha256(staging / WEIGHTS)}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(staging, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def read_manifest(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"probe bundle {path} does not exist (train one with `daar train --corpus FILE --out {path}`)")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"probe bundle {path} has no {MANIFEST}: not a bundle written by `daar train`") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"probe bundle {path}: {MANIFEST} is unreadable ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
+        raise BundleError(f"probe bundle {path}: {MANIFEST} has no format_version")
+    if manifest["format_version"] > FORMAT_VERSION:
+        raise BundleError(
+            f"probe bundle {path} has format {manifest['format_version']}, newer than this "
+            f"package reads ({FORMAT_VERSION}): upgrade data_juicer_daar"
+        )
+    return manifest
+
+
+def read_synthetic(path: str | Path) -> list[dict]:
+    with jsonlines.open(Path(path) / SYNTHETIC) as reader:
+        return list(reader)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load and validate a bundle directory."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise BundleError(f"probe bundle {path} has no {WEIGHTS}")
+    if _sha256(weights) != manifest.get("weights_sha256"):
+        raise BundleError(f"probe bundle {path}: {WEIGHTS} is corrupted (digest differs from the manifest)")
+    try:
+        heads = manifest["heads"]
+        dim, k = int(manifest["backbone"]["dim"]), len(manifest["domains"])
+        probe, predictor = Head(dim, k, heads["hidden"]), Head(dim, 1, heads["hidden"])
+        tensors = load_file(str(weights))
+        for prefix, head in (("probe.", probe), ("predictor.", predictor)):
+            head.load_state_dict({n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)}, strict=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"probe bundle {path}: manifest is incomplete ({type(exc).__name__}: {exc})") from None
+    except (RuntimeError, SafetensorError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"probe bundle {path}: weights do not match the manifest ({first})") from None
+    probe.eval(), predictor.eval()
+    return Bundle(path, manifest, probe, predictor)

@@ -1,0 +1,15 @@
+"""Names of every field the DaaR ops read or write (one place, so ops and tools agree)."""
+
+#: meta: predicted pseudo-domain name (str); ``NO_TEXT_DOMAIN`` for a sample with no usable text.
+DOMAIN = "daar_domain"
+#: meta: the domain probe's softmax, K floats in the bundle's domain order.
+DOMAIN_PROBS = "daar_domain_probs"
+#: stats (filter) and meta (mapper): the diversity reward predicted by the bundle's predictor.
+DIVERSITY = "daar_diversity"
+#: meta: fingerprint of the bundle that wrote the meta keys, so later ops can reuse them safely.
+BUNDLE = "daar_bundle"
+#: meta: why a sample's text was unusual ("" when it was not), see ``text.Issue``.
+ISSUE = "daar_issue"
+
+#: domain name given to samples without any usable text (they score 0 and all-zero probs).
+NO_TEXT_DOMAIN = "<no text>"

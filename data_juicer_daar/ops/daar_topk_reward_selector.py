@@ -1,0 +1,114 @@
+"""daar_topk_reward_selector: keep the samples with the highest DaaR diversity reward."""
+
+from __future__ import annotations
+
+from data_juicer.ops.base_op import OPERATORS, Selector
+from data_juicer.utils.constant import Fields
+from loguru import logger
+
+from .. import keys
+from ..op_scoring import ScoringOp
+from ..selection import MODES, budget, select, shares_for, validate_ratios
+
+OP_NAME = "daar_topk_reward_selector"
+_CHUNK = 1000  # rows rendered and scored together when the selector scores by itself
+
+
+@OPERATORS.register_module(OP_NAME)
+class DaarTopkRewardSelector(ScoringOp, Selector):
+    """Keeps ``topk`` samples, or a ``top_ratio`` of them (the smaller when both are set), ranked by
+    stats ``daar_diversity``. ``mode: overall`` ranks the whole pool (the paper); ``balanced`` gives
+    every domain of the bundle an equal share of the budget; ``custom`` gives each domain the share in
+    ``domain_ratios`` (the paper's customised selection). Domains come from meta ``daar_domain``.
+    Quota a domain cannot fill goes to the best remaining samples. Selected samples keep their input
+    order; equal rewards are broken by input position. Rewards or domains that earlier ops did not
+    write are computed here from the bundle (one backbone pass over those samples)."""
+
+    def __init__(
+        self,
+        probe_path: str = "",
+        topk: int | None = None,
+        top_ratio: float | None = None,
+        mode: str = "overall",
+        domain_ratios: dict | None = None,
+        model_path: str | None = None,
+        model_batch_size: int = 32,
+        text_format: str = "auto",
+        input_key: str = "input",
+        output_key: str = "output",
+        messages_key: str = "messages",
+        *args,
+        **kwargs,
+    ):
+        """
+        Initialization method.
+
+        :param probe_path: bundle directory written by ``daar train`` (required).
+        :param topk: number of samples to keep (positive integer); ``None`` = no count limit.
+        :param top_ratio: fraction of the samples to keep, in [0, 1] (rounded down); ``None`` = no
+            ratio limit. At least one of ``topk`` and ``top_ratio`` must be set; with both, the
+            smaller selection applies.
+        :param mode: "overall" (default), "balanced" or "custom".
+        :param domain_ratios: for ``custom`` only: {domain name: share of the budget}, bundle domain
+            names only, shares summing to 1. Domains left out get no quota.
+        :param model_path: backbone directory to use instead of the bundle's (same weights, checked).
+        :param model_batch_size: texts per backbone forward pass (default 32).
+        :param text_format: "auto", "alpaca", "messages" or "text" (see the mapper).
+        :param input_key: Alpaca input field; the instruction field is ``instruction_key``.
+        :param output_key: Alpaca output field.
+        :param messages_key: chat field holding a list of role/content dicts.
+        :param args: extra args
+        :param kwargs: extra args
+        """
+        super().__init__(*args, **kwargs)
+        if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
+            raise ValueError(f"{OP_NAME}: topk must be a positive integer or null, got {topk!r}")
+        if top_ratio is not None and (isinstance(top_ratio, bool) or not isinstance(top_ratio, (int, float)) or not 0 <= top_ratio <= 1):
+            raise ValueError(f"{OP_NAME}: top_ratio must be a number in [0, 1] or null, got {top_ratio!r}")
+        if topk is None and top_ratio is None:
+            raise ValueError(f"{OP_NAME}: set topk or top_ratio (or both)")
+        if mode not in MODES:
+            raise ValueError(f"{OP_NAME}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if (mode == "custom") != (domain_ratios is not None):
+            raise ValueError(f"{OP_NAME}: domain_ratios is required with mode 'custom' and only allowed there")
+        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
+        ratios = validate_ratios(domain_ratios, self.domain_names, OP_NAME) if mode == "custom" else None
+        self.topk, self.top_ratio, self.mode = topk, top_ratio, mode
+        self.shares = shares_for(mode, self.domain_names, ratios)
+
+    def _rewards_and_domains(self, dataset) -> tuple[list[float], list[str]]:
+        n = len(dataset)
+        stats = dataset[Fields.stats] if Fields.stats in dataset.column_names else [None] * n
+        metas = dataset[Fields.meta] if Fields.meta in dataset.column_names else [None] * n
+        rewards, domains, todo = [0.0] * n, [""] * n, []
+        for i in range(n):
+            stat, meta = stats[i] or {}, metas[i]
+            reusable = self.reusable_meta(meta)
+            reward = stat.get(keys.DIVERSITY)
+            if reward is None and reusable:
+                reward = meta[keys.DIVERSITY]
+            if reward is None or (self.shares and not reusable):
+                todo.append(i)
+                continue
+            rewards[i] = float(reward)
+            domains[i] = meta[keys.DOMAIN] if reusable else ""
+        if todo:
+            logger.info(
+                f"{OP_NAME}: {len(todo)} of {n} samples lack daar_diversity stats or daar_domain meta; scoring them here "
+                "(put daar_domain_probe_mapper / daar_diversity_score_filter before the selector to reuse their pass)"
+            )
+            for start in range(0, len(todo), _CHUNK):
+                rows = todo[start : start + _CHUNK]
+                scored = self.score_rows(dataset.select(rows).to_dict(), range(len(rows)))
+                for j, i in enumerate(rows):
+                    stat = stats[i] or {}
+                    rewards[i] = float(stat[keys.DIVERSITY]) if stat.get(keys.DIVERSITY) is not None else scored.reward[j]
+                    domains[i] = scored.domains[j]
+        return rewards, domains
+
+    def process(self, dataset):
+        k = budget(len(dataset), self.topk, self.top_ratio)
+        if k >= len(dataset):
+            return dataset
+        rewards, domains = self._rewards_and_domains(dataset)
+        return dataset.select(select(rewards, domains, k, self.shares).tolist())

@@ -1,0 +1,88 @@
+"""Scoring with a trained bundle: texts -> domain probabilities, probe entropy and reward.
+
+This is the heavy capability the ops share; they only render samples and write keys.
+A text with nothing usable gets the defined no-text result: all-zero probabilities, entropy 0,
+reward 0 and the domain ``keys.NO_TEXT_DOMAIN``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .backbone import Backbone
+from .bundle import BundleError, load_bundle
+from .keys import NO_TEXT_DOMAIN
+
+
+@dataclass
+class Scores:
+    probs: np.ndarray  # (n, K) probe softmax; zeros for no-text samples
+    entropy: np.ndarray  # (n,) probe entropy in [0, ln K]
+    reward: np.ndarray  # (n,) predicted diversity, clipped to [0, ln K]
+    domains: list[str]  # argmax domain name per sample
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """H(p) = -sum p ln p per row (0 ln 0 = 0)."""
+    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+
+
+class Scorer:
+    """A bundle's heads on top of its backbone.
+
+    :param probe_path: bundle directory written by ``daar train``.
+    :param model: model to use instead of the one the bundle names (must be the same weights).
+    :param batch_size: texts per backbone forward pass.
+    :param device: "cpu", "cuda", ...; ``None`` picks cuda when present.
+    """
+
+    def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None) -> None:
+        self.bundle = load_bundle(probe_path)
+        m = self.bundle.manifest
+        self.backbone = Backbone(
+            model or m["backbone"]["model"],
+            num_layers=m["backbone"]["num_layers"],
+            max_length=m["backbone"]["max_length"],
+            batch_size=batch_size,
+            device=device,
+        )
+        if self.backbone.fingerprint != m["backbone"]["fingerprint"]:
+            raise BundleError(
+                f"probe bundle {probe_path} was trained on backbone {m['backbone']['model']} "
+                f"(fingerprint {m['backbone']['fingerprint']}) but {self.backbone.model_label} has "
+                f"fingerprint {self.backbone.fingerprint}: retrain the bundle for this model"
+            )
+        self.domains = self.bundle.domains
+        self.max_entropy = math.log(len(self.domains))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.bundle.fingerprint
+
+    def to(self, device: str) -> "Scorer":
+        self.backbone.to(device)
+        return self
+
+    @torch.inference_mode()
+    def score_features(self, features: np.ndarray, has_text: np.ndarray) -> Scores:
+        """Heads on precomputed features (n, d); rows with ``has_text`` False get the no-text result."""
+        x = torch.from_numpy(features)
+        probs = torch.softmax(self.bundle.probe(x), dim=-1)  # (n, K)
+        reward = self.bundle.predictor(x).squeeze(-1).clamp(0.0, self.max_entropy)  # (n,)
+        mask = torch.from_numpy(has_text)
+        probs = probs * mask.unsqueeze(-1)
+        reward = reward * mask
+        top = probs.argmax(-1).tolist()
+        domains = [self.domains[j] if ok else NO_TEXT_DOMAIN for j, ok in zip(top, has_text)]
+        return Scores(probs.numpy(), entropy(probs).numpy(), reward.numpy(), domains)
+
+    def score(self, texts: Sequence[str], progress: bool = False) -> Scores:
+        """Score rendered texts ("" = no usable text)."""
+        features = self.backbone.encode(texts, progress=progress).features
+        return self.score_features(features, np.array([bool(t) for t in texts], dtype=bool))

