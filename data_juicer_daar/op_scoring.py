@@ -9,12 +9,14 @@ of running the backbone again.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from data_juicer.utils import model_utils
 from data_juicer.utils.constant import Fields
 from loguru import logger
@@ -93,13 +95,24 @@ class ScoringOp:
             MODEL_TYPE, probe_path=self.probe_path, model=model_path, batch_size=model_batch_size
         )
 
+    def run(self, dataset, *args, **kwargs):
+        # Data-Juicer pins each worker process to one torch thread; with fewer workers than cores
+        # that leaves cores idle, so each worker takes its share of them back (CPU only).
+        self.cpu_threads = max(1, (os.cpu_count() or 1) // max(1, self.runtime_np() or 1))
+        return super().run(dataset, *args, **kwargs)
+
     def _scorer(self, rank: int | None = None) -> Scorer:
-        return model_utils.get_model(self.model_key, rank=rank, use_cuda=self.use_cuda())
+        scorer = model_utils.get_model(self.model_key, rank=rank, use_cuda=self.use_cuda())
+        threads = getattr(self, "cpu_threads", None)
+        if threads and scorer.backbone.device == "cpu" and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return scorer
 
     def score_rows(self, columns: dict[str, list], rows: Sequence[int], rank: int | None = None) -> Scored:
         """Render and score the given rows of a batch; counts odd samples in one log line."""
         rendered = [render({k: columns[k][i] for k in columns if not k.startswith("__dj__")}, self.text_fields) for i in rows]
         scores: Scores = self._scorer(rank).score([r.text for r in rendered])
+        logger.info(f"{self._name}: backbone embedded {len(rows)} samples")
         issues = [r.issue for r in rendered]
         odd = Counter(i for i in issues if i)
         if odd:

@@ -1,0 +1,116 @@
+"""The `daar` command, the shipped recipes, and the whole pipeline on the real default model."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import theme_rows, write_jsonl
+
+BIN = Path(sys.executable).parent
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def run(*args, cwd=None, timeout=900):
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_documents_every_option():
+    top = run("daar", "--help")
+    assert top.returncode == 0 and all(c in top.stdout for c in ("train", "model", "demo-corpus", "embed", "report"))
+    train = run("daar", "train", "--help").stdout
+    for option in ("--corpus", "--out", "--model", "--instruct-model", "--domains", "--layers", "--max-length", "--probe-size",
+                   "--seeds-only", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
+                   "--folds", "--seed", "--format", "--instruction-key", "--device", "--batch-size", "--hidden"):
+        assert option in train, option
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "is empty"),
+        ('{"instruction": "a"}\n{oops\n', ":2: not valid JSON"),
+        ('{"text": ""}\n{"text": null}\n', "rows with usable text"),
+    ],
+)
+def test_train_bad_corpus_is_one_line(tmp_path, tiny_model, content, message):
+    corpus = tmp_path / "pool.jsonl"
+    corpus.write_text(content)
+    result = run("daar", "train", "--corpus", str(corpus), "--out", str(tmp_path / "b"), "--model", str(tiny_model), "--seeds-only")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+
+
+def test_train_bad_model_path_is_one_line(tmp_path, theme_corpus):
+    result = run("daar", "train", "--corpus", str(theme_corpus), "--out", str(tmp_path / "b"), "--model", str(tmp_path / "nope"))
+    assert result.returncode == 2 and "not a local Hugging Face model directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_train_seeds_only_on_tiny_model(tmp_path, tiny_model, theme_corpus):
+    out = tmp_path / "bundle"
+    result = run("daar", "train", "--corpus", str(theme_corpus), "--out", str(out), "--model", str(tiny_model),
+                 "--layers", "2", "--max-length", "64", "--seeds-only", "--max-epochs", "20", "--folds", "3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "probe_val_accuracy" in result.stdout and (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml")))
+def test_shipped_recipes_run_after_changing_paths(name, tmp_path, tiny_bundle):
+    config = yaml.safe_load((RECIPES / name).read_text())
+    config["dataset_path"] = str(write_jsonl(tmp_path / "pool.jsonl", theme_rows(10)))
+    config["export_path"] = str(tmp_path / "out" / "selected.jsonl")
+    for op in config["process"]:
+        params = next(iter(op.values())) or {}
+        if "probe_path" in params:
+            params["probe_path"] = str(tiny_bundle)
+        if "stats_export_path" in params:
+            params["stats_export_path"] = str(tmp_path / "out" / "scored.jsonl")
+    recipe = tmp_path / name
+    recipe.write_text(yaml.safe_dump(config))
+    result = run("dj-process", "--config", str(recipe), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    selected = (tmp_path / "out" / "selected.jsonl").read_text().splitlines()
+    assert 0 < len(selected) <= 8  # 20 % of the (deduplicated) 40 rows
+
+
+def test_default_model_train_select_report(tmp_path):
+    """The whole pipeline on the real default model: generation, training, dj-process, report."""
+    corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(20))
+    bundle = tmp_path / "probe"
+    train = run("daar", "train", "--corpus", str(corpus), "--out", str(bundle), "--max-length", "128",
+                "--warmup", "2", "--n-per-domain", "7", "--max-attempts", "2", "--gen-batch", "2", "--folds", "3")
+    assert train.returncode == 0, train.stderr[-3000:]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["backbone"]["model"] == "smollm2-135m-instruct" and manifest["backbone"]["dim"] == 576
+    for summary in manifest["synthesis"]["per_domain"].values():
+        assert summary["generated"] == 4 and summary["seeds"] == 5
+    assert manifest["metrics"]["probe_val_accuracy"] > 0.5
+
+    config = yaml.safe_load((RECIPES / "daar_select.yaml").read_text())
+    config.update(dataset_path=str(corpus), export_path=str(tmp_path / "out" / "selected.jsonl"))
+    for op in config["process"]:
+        params = next(iter(op.values()))
+        params["probe_path"] = str(bundle)
+        if "stats_export_path" in params:
+            params["stats_export_path"] = str(tmp_path / "out" / "scored.jsonl")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    assert run("dj-process", "--config", str(recipe), cwd=tmp_path).returncode == 0
+    report = run("daar", "report", "--pool", str(tmp_path / "out" / "scored.jsonl"), "--selection",
+                 str(tmp_path / "out" / "selected.jsonl"), "--out", str(tmp_path / "report"), "--id-key", "id")
+    assert report.returncode == 0, report.stderr[-2000:]
+    text = (tmp_path / "report" / "report.txt").read_text()
+    assert "selected: 16 rows" in text and "pool: 80 rows" in text
+    assert (tmp_path / "report" / "domains.png").stat().st_size > 1000 and (tmp_path / "report" / "rewards.png").is_file()
+
+
+def test_report_rejects_unscored_pool(tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(1))
+    result = run("daar", "report", "--pool", str(pool), "--selection", str(pool), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "has no daar_diversity stats" in result.stderr

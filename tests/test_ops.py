@@ -1,0 +1,270 @@
+"""The three ops through the Python API and through real `dj-process` / `dj-analyze` runs."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from data_juicer.core.data import NestedDataset
+from data_juicer.utils.constant import Fields
+
+from conftest import theme_rows, write_jsonl
+from data_juicer_daar import keys
+from data_juicer_daar.backbone import Backbone
+from data_juicer_daar.bundle import BundleError
+from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardSelector
+from data_juicer_daar.scoring import Scorer
+
+BIN = Path(sys.executable).parent
+HOSTILE = [
+    {"id": "none-fields", "instruction": "", "input": None, "output": None},
+    {"id": "empty", "instruction": "", "input": "", "output": ""},
+    {"id": "huge", "instruction": "huge " * 50000, "input": "", "output": "y"},
+    {"id": "odd-unicode", "instruction": "数学 🧮 ｘ＝２？ \u200b é\u0301", "input": "", "output": "\x00"},
+    {"id": "messages-row", "instruction": None, "output": None, "messages": [{"role": "user", "content": "Why carry umbrellas?"}]},
+]
+# Arrow needs one type per column, so mixed-type values only arrive through Data-Juicer's JSON loader
+NON_STRING = {"id": "non-string", "instruction": 12345, "input": "", "output": ["a", {"b": 1}]}
+
+
+def dataset(rows):
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # from_list reads columns off row 0 only
+    return NestedDataset.from_list([{k: r.get(k) for k in columns} for r in rows])
+
+
+def run_ops(ops, rows):
+    ds = dataset(rows)
+    for op in ops:
+        ds = op.run(ds)
+    return ds
+
+
+def recipe(tmp_path, pool, process, **extra) -> Path:
+    config = {
+        "project_name": "daar-test",
+        "dataset_path": str(pool),
+        "export_path": str(tmp_path / "out" / "selected.jsonl"),
+        "text_keys": "instruction",
+        "np": 1,
+        "process": process,
+        **extra,
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def dj(tool, config, cwd):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([str(BIN / tool), "--config", str(config)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def read_rows(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+# -- Python API ----------------------------------------------------------------------------------
+def test_mapper_writes_meta_with_stable_types(tiny_bundle):
+    rows = theme_rows(3)
+    out = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)
+    domains = ["common_sense", "reasoning", "mathematics", "coding"]
+    scorer = Scorer(tiny_bundle)
+    for row, meta in zip(rows, out[Fields.meta]):
+        assert meta[keys.DOMAIN] in domains and len(meta[keys.DOMAIN_PROBS]) == 4
+        assert meta[keys.DOMAIN] == domains[int(np.argmax(meta[keys.DOMAIN_PROBS]))]
+        assert isinstance(meta[keys.DIVERSITY], float) and meta[keys.ISSUE] == ""
+    expected = scorer.score([f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows])
+    np.testing.assert_allclose([m[keys.DIVERSITY] for m in out[Fields.meta]], expected.reward, atol=1e-5)
+
+
+def test_filter_range_and_probe_entropy(tiny_bundle):
+    rows = theme_rows(3)
+    scores = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle))], rows)[Fields.stats]
+    values = sorted(s[keys.DIVERSITY] for s in scores)
+    cut = values[len(values) // 2]
+    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), min_score=cut)], rows)
+    assert len(kept) == sum(v >= cut for v in values)
+    entropy = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="probe_entropy")], rows)
+    mapped = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)
+    for stat, meta in zip(entropy[Fields.stats], mapped[Fields.meta]):
+        p = np.array(meta[keys.DOMAIN_PROBS])
+        assert stat[keys.DIVERSITY] == pytest.approx(float(-(p * np.log(p)).sum()), abs=1e-5)
+
+
+def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
+    rows = theme_rows(5)
+    path = str(tiny_bundle)
+    before = Backbone.texts_embedded  # counted in this process: no worker pool (num_proc None)
+    one = {"probe_path": path, "num_proc": None, "auto_op_parallelism": False}
+    out = run_ops(
+        [DaarDomainProbeMapper(**one), DaarDiversityScoreFilter(**one), DaarTopkRewardSelector(**one, topk=5, mode="balanced")],
+        rows,
+    )
+    assert Backbone.texts_embedded - before == len(rows)
+    assert len(out) == 5
+
+
+def test_selector_scores_by_itself_when_alone(tiny_bundle):
+    rows = theme_rows(5)
+    path = str(tiny_bundle)
+    alone = run_ops([DaarTopkRewardSelector(probe_path=path, top_ratio=0.25)], rows)
+    chained = run_ops([DaarDiversityScoreFilter(probe_path=path), DaarTopkRewardSelector(probe_path=path, top_ratio=0.25)], rows)
+    assert alone["id"] == chained["id"] and len(alone) == 5
+
+
+@pytest.mark.parametrize("mode, ratios", [("overall", None), ("balanced", None), ("custom", {"coding": 0.6, "mathematics": 0.4})])
+def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios):
+    from data_juicer_daar.selection import select, shares_for
+
+    rows = theme_rows(10)
+    path = str(tiny_bundle)
+    scored = run_ops([DaarDomainProbeMapper(probe_path=path), DaarDiversityScoreFilter(probe_path=path)], rows)
+    rewards = [s[keys.DIVERSITY] for s in scored[Fields.stats]]
+    domains = [m[keys.DOMAIN] for m in scored[Fields.meta]]
+    names = ["common_sense", "reasoning", "mathematics", "coding"]
+    expected = [rows[i]["id"] for i in select(rewards, domains, 10, shares_for(mode, names, ratios))]
+    selected = DaarTopkRewardSelector(probe_path=path, topk=10, mode=mode, domain_ratios=ratios).run(scored)
+    assert selected["id"] == expected
+    assert expected == sorted(expected, key=[r["id"] for r in rows].index)  # input order kept
+
+
+@pytest.mark.parametrize("skip_op_error", [True, False])
+def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_error):
+    rows = theme_rows(2) + HOSTILE
+    path = str(tiny_bundle)
+    out = run_ops(
+        [DaarDomainProbeMapper(probe_path=path, skip_op_error=skip_op_error), DaarDiversityScoreFilter(probe_path=path, skip_op_error=skip_op_error)],
+        rows,
+    )
+    assert out["id"] == [r["id"] for r in rows]
+    by_id = {i: (m, s) for i, m, s in zip(out["id"], out[Fields.meta], out[Fields.stats])}
+    for no_text in ("none-fields", "empty"):
+        meta, stat = by_id[no_text]
+        assert meta[keys.DOMAIN] == keys.NO_TEXT_DOMAIN and meta[keys.DOMAIN_PROBS] == [0.0] * 4
+        assert meta[keys.ISSUE] == "no_text" and stat[keys.DIVERSITY] == 0.0
+    for scored in ("huge", "odd-unicode", "messages-row"):
+        meta, stat = by_id[scored]
+        assert meta[keys.DOMAIN] != keys.NO_TEXT_DOMAIN and sum(meta[keys.DOMAIN_PROBS]) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"topk": -1}, "topk must be a positive integer"),
+        ({"topk": True}, "topk must be a positive integer"),
+        ({"top_ratio": 1.5}, r"top_ratio must be a number in \[0, 1\]"),
+        ({}, "set topk or top_ratio"),
+        ({"topk": 3, "mode": "fancy"}, "mode must be one of"),
+        ({"topk": 3, "mode": "custom"}, "domain_ratios is required"),
+        ({"topk": 3, "domain_ratios": {"coding": 1.0}}, "only allowed there"),
+        ({"topk": 3, "mode": "custom", "domain_ratios": {"poetry": 1.0}}, "unknown domain"),
+        ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.2}}, "must sum to 1"),
+    ],
+)
+def test_selector_bad_parameters(tiny_bundle, kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        DaarTopkRewardSelector(probe_path=str(tiny_bundle), **kwargs)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"score_source": "vibes"}, "score_source must be one of"),
+        ({"min_score": "low"}, "min_score must be a number"),
+        ({"min_score": 1.0, "max_score": 0.5}, "greater than max_score"),
+        ({"model_batch_size": 0}, "model_batch_size must be a positive integer"),
+        ({"text_format": "xml"}, "text_format must be one of"),
+    ],
+)
+def test_filter_bad_parameters(tiny_bundle, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DaarDiversityScoreFilter(probe_path=str(tiny_bundle), **kwargs)
+
+
+@pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter])
+def test_missing_bundle_fails_at_construction(op, tmp_path):
+    with pytest.raises(BundleError, match="does not exist"):
+        op(probe_path=str(tmp_path / "missing"))
+
+
+def test_entry_point_discovery_in_fresh_interpreter():
+    code = "from data_juicer.ops import OPERATORS, TAGGING_OPS; import sys; names = OPERATORS.modules; " \
+        "sys.exit(0 if {'daar_domain_probe_mapper','daar_diversity_score_filter','daar_topk_reward_selector'} <= set(names) " \
+        "and 'daar_domain_probe_mapper' in TAGGING_OPS.modules else 1)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300).returncode == 0
+
+
+# -- real dj-process / dj-analyze runs -----------------------------------------------------------
+def test_dj_process_full_recipe_with_hostile_rows(tiny_bundle, tmp_path):
+    rows = theme_rows(10) + HOSTILE[:-1] + [NON_STRING]  # a null text_keys field is dropped by Data-Juicer itself
+    pool = write_jsonl(tmp_path / "pool.jsonl", rows)
+    path = str(tiny_bundle)
+    config = recipe(
+        tmp_path,
+        pool,
+        [
+            {"daar_domain_probe_mapper": {"probe_path": path}},
+            {"daar_diversity_score_filter": {"probe_path": path, "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}},
+            {"daar_topk_reward_selector": {"probe_path": path, "top_ratio": 0.2, "mode": "balanced"}},
+        ],
+    )
+    result = dj("dj-process", config, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = read_rows(tmp_path / "out" / "scored.jsonl")
+    assert [r["id"] for r in scored] == [r["id"] for r in rows]  # nothing lost
+    assert {type(r[Fields.stats][keys.DIVERSITY]) for r in scored} == {float}
+    assert {len(r[Fields.meta][keys.DOMAIN_PROBS]) for r in scored} == {4}
+    assert scored[-1][Fields.meta][keys.ISSUE] == "coerced"
+    selected = read_rows(tmp_path / "out" / "selected.jsonl")
+    assert len(selected) == len(rows) // 5
+    assert set(selected[0]) == set(rows[0])  # clean Alpaca rows: no Data-Juicer columns
+    log = result.stderr + result.stdout
+    assert "samples had unusual text" in log
+    # the backbone ran once per sample across mapper, filter and selector (worker processes log it)
+    assert sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", log)) == len(rows)
+
+
+def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus, tmp_path):
+    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.training import DaarTrainer, TrainConfig
+
+    bundle = tmp_path / "probe"
+    rows = read_jsonl(theme_corpus)
+
+    def train(seed):
+        config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, seeds_only=True, max_epochs=20, folds=3, seed=seed)
+        DaarTrainer(config).fit(rows).save(bundle)
+
+    train(1)
+    config = recipe(tmp_path, theme_corpus, [{"daar_diversity_score_filter": {"probe_path": str(bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}}], use_cache=True)
+    assert dj("dj-process", config, tmp_path).returncode == 0
+    first = [r[Fields.stats][keys.DIVERSITY] for r in read_rows(tmp_path / "out" / "scored.jsonl")]
+    train(2)
+    assert dj("dj-process", config, tmp_path).returncode == 0
+    second = [r[Fields.stats][keys.DIVERSITY] for r in read_rows(tmp_path / "out" / "scored.jsonl")]
+    fresh = Scorer(bundle).score([f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]).reward
+    assert first != second
+    np.testing.assert_allclose(second, fresh, atol=1e-5)
+
+
+def test_dj_process_bad_parameter_fails_at_start(tiny_bundle, tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
+    config = recipe(tmp_path, pool, [{"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 2, "mode": "fancy"}}])
+    result = dj("dj-process", config, tmp_path)
+    assert result.returncode != 0
+    assert "mode must be one of overall, balanced, custom, got 'fancy'" in result.stdout + result.stderr
+
+
+def test_dj_analyze_reads_the_filter_stats(tiny_bundle, tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(5))
+    config = recipe(tmp_path, pool, [{"daar_diversity_score_filter": {"probe_path": str(tiny_bundle)}}])
+    result = dj("dj-analyze", config, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    overall = list((tmp_path / "out").rglob("overall.csv"))
+    assert overall and "daar_diversity" in overall[0].read_text()

@@ -1,0 +1,73 @@
+import pytest
+
+from data_juicer_daar.selection import budget, quotas, select, shares_for, validate_ratios
+
+DOMAINS = ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "n, topk, ratio, expected",
+    [(10, 3, None, 3), (10, None, 0.25, 2), (10, 5, 0.2, 2), (10, 1, 0.9, 1), (10, 50, None, 10), (10, None, 0.0, 0), (10, None, 0.3, 3)],
+)
+def test_budget(n, topk, ratio, expected):
+    assert budget(n, topk, ratio) == expected
+
+
+def test_quotas_largest_remainder():
+    assert quotas(10, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}) == {"a": 4, "b": 3, "c": 3}
+    assert quotas(7, {"a": 0.5, "b": 0.25, "c": 0.25}) == {"a": 3, "b": 2, "c": 2}
+
+
+def test_overall_top_k_in_input_order_ties_by_position():
+    scores = [0.1, 0.9, 0.5, 0.9, 0.5, 0.0]
+    assert select(scores, DOMAINS * 2, 3).tolist() == [1, 2, 3]
+    assert select(scores, DOMAINS * 2, 0).tolist() == []
+    assert select(scores, DOMAINS * 2, 99).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_balanced_equal_share_best_first_within_domain():
+    scores = [0.9, 0.8, 0.7, 0.1, 0.2, 0.3]
+    domains = ["a", "a", "a", "b", "b", "c"]
+    # k=3: one per domain -> best a (0), best b (4), the only c (5)
+    assert select(scores, domains, 3, shares_for("balanced", DOMAINS)).tolist() == [0, 4, 5]
+
+
+def test_short_domain_quota_goes_to_best_remaining():
+    scores = [0.9, 0.8, 0.7, 0.1, 0.2]
+    domains = ["a", "a", "a", "b", "b"]
+    # k=4 balanced over a,b,c: quotas 2/1/1; c has no rows -> its 1 goes to the best remaining (a, 0.7)
+    assert select(scores, domains, 4, shares_for("balanced", DOMAINS)).tolist() == [0, 1, 2, 4]
+
+
+def test_custom_ratios():
+    scores = [0.5, 0.4, 0.3, 0.9, 0.8, 0.7]
+    domains = ["a", "a", "a", "b", "b", "b"]
+    shares = shares_for("custom", ["a", "b"], validate_ratios({"a": 0.75, "b": 0.25}, ["a", "b"], "t"))
+    assert select(scores, domains, 4, shares).tolist() == [0, 1, 2, 3]
+
+
+def test_no_text_rows_only_fill_leftovers():
+    scores = [0.0, 0.5, 0.4]
+    domains = ["<no text>", "a", "a"]
+    assert select(scores, domains, 2, shares_for("balanced", ["a", "b"])).tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "ratios, message",
+    [
+        ({"a": 0.5, "z": 0.5}, "unknown domain"),
+        ({"a": 0.5, "b": 0.4}, "must sum to 1"),
+        ({"a": -0.5, "b": 1.5}, "non-negative"),
+        ({"a": "half", "b": 0.5}, "non-negative numbers"),
+        ([0.5, 0.5], "must map domain names"),
+        ({}, "must map domain names"),
+    ],
+)
+def test_bad_ratios(ratios, message):
+    with pytest.raises(ValueError, match=message):
+        validate_ratios(ratios, DOMAINS, "sel")
+
+
+def test_unknown_mode():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        shares_for("random", DOMAINS)
