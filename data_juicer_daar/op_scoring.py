@@ -10,6 +10,7 @@ of running the backbone again.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,13 @@ class ScoringOp:
     def score_rows(self, columns: dict[str, list], rows: Sequence[int], rank: int | None = None) -> Scored:
         """Render and score the given rows of a batch; counts odd samples in one log line."""
         rendered = [render({k: columns[k][i] for k in columns if not k.startswith("__dj__")}, self.text_fields) for i in rows]
-        scores: Scores = self._scorer(rank).score([r.text for r in rendered])
-        logger.info(f"{self._name}: backbone embedded {len(rows)} samples")
+        t0 = time.perf_counter()
+        scorer = self._scorer(rank)
+        t1 = time.perf_counter()
+        scores: Scores = scorer.score([r.text for r in rendered])
+        t2 = time.perf_counter()
+        load = f", model load {t1 - t0:.1f} s" if t1 - t0 > 0.05 else ""
+        logger.info(f"{self._name}: backbone embedded {len(rows)} samples in {t2 - t1:.1f} s ({len(rows) / max(t2 - t1, 1e-9):.1f}/s{load})")
         issues = [r.issue for r in rendered]
         odd = Counter(i for i in issues if i)
         if odd:

@@ -7,6 +7,7 @@ are broken by input position; the result is sorted by input position.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -84,3 +85,36 @@ def select(
     leftover = k - int(taken.sum())
     taken[ranked[~taken[ranked]][:leftover]] = True
     return np.flatnonzero(taken)
+
+
+@dataclass(frozen=True)
+class TopkSpec:
+    """A validated top-k request: how many rows, and how the budget is shared over domains."""
+
+    topk: int | None
+    top_ratio: float | None
+    mode: str
+    shares: dict[str, float] | None
+
+    @classmethod
+    def build(cls, who: str, topk, top_ratio, mode, domain_ratios, domains: Sequence[str]) -> "TopkSpec":
+        """Validate op parameters (cheapest first); each problem is one ValueError line."""
+        if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
+            raise ValueError(f"{who}: topk must be a positive integer or null, got {topk!r}")
+        if top_ratio is not None and (isinstance(top_ratio, bool) or not isinstance(top_ratio, (int, float)) or not 0 <= top_ratio <= 1):
+            raise ValueError(f"{who}: top_ratio must be a number in [0, 1] or null, got {top_ratio!r}")
+        if topk is None and top_ratio is None:
+            raise ValueError(f"{who}: set topk or top_ratio (or both)")
+        if mode not in MODES:
+            raise ValueError(f"{who}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if (mode == "custom") != (domain_ratios is not None):
+            raise ValueError(f"{who}: domain_ratios is required with mode 'custom' and only allowed there")
+        ratios = validate_ratios(domain_ratios, domains, who) if mode == "custom" else None
+        return cls(topk, top_ratio, mode, shares_for(mode, domains, ratios))
+
+    def budget(self, n: int) -> int:
+        return budget(n, self.topk, self.top_ratio)
+
+    def pick(self, rewards: Sequence[float], domains: Sequence[str]) -> np.ndarray:
+        """Indices (ascending) of the rows to keep."""
+        return select(rewards, domains, self.budget(len(rewards)), self.shares)

@@ -60,7 +60,7 @@ def test_cli_train_seeds_only_on_tiny_model(tmp_path, tiny_model, theme_corpus):
     assert "probe_val_accuracy" in result.stdout and (out / "manifest.json").is_file()
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml") if "ray" not in p.name))  # Ray: test_ray.py
 def test_shipped_recipes_run_after_changing_paths(name, tmp_path, tiny_bundle):
     config = yaml.safe_load((RECIPES / name).read_text())
     config["dataset_path"] = str(write_jsonl(tmp_path / "pool.jsonl", theme_rows(10)))

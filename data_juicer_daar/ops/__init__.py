@@ -3,5 +3,6 @@
 from .daar_domain_probe_mapper import DaarDomainProbeMapper
 from .daar_diversity_score_filter import DaarDiversityScoreFilter
 from .daar_topk_reward_selector import DaarTopkRewardSelector
+from .daar_topk_reward_ray_selector import DaarTopkRewardRaySelector
 
-__all__ = ["DaarDomainProbeMapper", "DaarDiversityScoreFilter", "DaarTopkRewardSelector"]
+__all__ = ["DaarDomainProbeMapper", "DaarDiversityScoreFilter", "DaarTopkRewardSelector", "DaarTopkRewardRaySelector"]

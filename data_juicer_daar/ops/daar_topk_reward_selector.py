@@ -8,7 +8,7 @@ from loguru import logger
 
 from .. import keys
 from ..op_scoring import ScoringOp
-from ..selection import MODES, budget, select, shares_for, validate_ratios
+from ..selection import TopkSpec
 
 OP_NAME = "daar_topk_reward_selector"
 _CHUNK = 1000  # rows rendered and scored together when the selector scores by itself
@@ -61,54 +61,47 @@ class DaarTopkRewardSelector(ScoringOp, Selector):
         :param kwargs: extra args
         """
         super().__init__(*args, **kwargs)
-        if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
-            raise ValueError(f"{OP_NAME}: topk must be a positive integer or null, got {topk!r}")
-        if top_ratio is not None and (isinstance(top_ratio, bool) or not isinstance(top_ratio, (int, float)) or not 0 <= top_ratio <= 1):
-            raise ValueError(f"{OP_NAME}: top_ratio must be a number in [0, 1] or null, got {top_ratio!r}")
-        if topk is None and top_ratio is None:
-            raise ValueError(f"{OP_NAME}: set topk or top_ratio (or both)")
-        if mode not in MODES:
-            raise ValueError(f"{OP_NAME}: mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if (mode == "custom") != (domain_ratios is not None):
-            raise ValueError(f"{OP_NAME}: domain_ratios is required with mode 'custom' and only allowed there")
         self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
-        ratios = validate_ratios(domain_ratios, self.domain_names, OP_NAME) if mode == "custom" else None
-        self.topk, self.top_ratio, self.mode = topk, top_ratio, mode
-        self.shares = shares_for(mode, self.domain_names, ratios)
-
-    def _rewards_and_domains(self, dataset) -> tuple[list[float], list[str]]:
-        n = len(dataset)
-        stats = dataset[Fields.stats] if Fields.stats in dataset.column_names else [None] * n
-        metas = dataset[Fields.meta] if Fields.meta in dataset.column_names else [None] * n
-        rewards, domains, todo = [0.0] * n, [""] * n, []
-        for i in range(n):
-            stat, meta = stats[i] or {}, metas[i]
-            reusable = self.reusable_meta(meta)
-            reward = stat.get(keys.DIVERSITY)
-            if reward is None and reusable:
-                reward = meta[keys.DIVERSITY]
-            if reward is None or (self.shares and not reusable):
-                todo.append(i)
-                continue
-            rewards[i] = float(reward)
-            domains[i] = meta[keys.DOMAIN] if reusable else ""
-        if todo:
-            logger.info(
-                f"{OP_NAME}: {len(todo)} of {n} samples lack daar_diversity stats or daar_domain meta; scoring them here "
-                "(put daar_domain_probe_mapper / daar_diversity_score_filter before the selector to reuse their pass)"
-            )
-            for start in range(0, len(todo), _CHUNK):
-                rows = todo[start : start + _CHUNK]
-                scored = self.score_rows(dataset.select(rows).to_dict(), range(len(rows)))
-                for j, i in enumerate(rows):
-                    stat = stats[i] or {}
-                    rewards[i] = float(stat[keys.DIVERSITY]) if stat.get(keys.DIVERSITY) is not None else scored.reward[j]
-                    domains[i] = scored.domains[j]
-        return rewards, domains
+        self.spec = TopkSpec.build(OP_NAME, topk, top_ratio, mode, domain_ratios, self.domain_names)
 
     def process(self, dataset):
-        k = budget(len(dataset), self.topk, self.top_ratio)
-        if k >= len(dataset):
-            return dataset
-        rewards, domains = self._rewards_and_domains(dataset)
-        return dataset.select(select(rewards, domains, k, self.shares).tolist())
+        return select_rows(self, dataset)
+
+
+def select_rows(op: ScoringOp, dataset):
+    """The selection on a Data-Juicer dataset; rewards/domains earlier ops did not write are computed."""
+    if op.spec.budget(len(dataset)) >= len(dataset):
+        return dataset
+    rewards, domains = _rewards_and_domains(op, dataset)
+    return dataset.select(op.spec.pick(rewards, domains).tolist())
+
+
+def _rewards_and_domains(op: ScoringOp, dataset) -> tuple[list[float], list[str]]:
+    n = len(dataset)
+    stats = dataset[Fields.stats] if Fields.stats in dataset.column_names else [None] * n
+    metas = dataset[Fields.meta] if Fields.meta in dataset.column_names else [None] * n
+    rewards, domains, todo = [0.0] * n, [""] * n, []
+    for i in range(n):
+        stat, meta = stats[i] or {}, metas[i]
+        reusable = op.reusable_meta(meta)
+        reward = stat.get(keys.DIVERSITY)
+        if reward is None and reusable:
+            reward = meta[keys.DIVERSITY]
+        if reward is None or (op.spec.shares and not reusable):
+            todo.append(i)
+            continue
+        rewards[i] = float(reward)
+        domains[i] = meta[keys.DOMAIN] if reusable else ""
+    if todo:
+        logger.info(
+            f"{op._name}: {len(todo)} of {n} samples lack daar_diversity stats or daar_domain meta; scoring them here "
+            "(put daar_domain_probe_mapper / daar_diversity_score_filter before the selector to reuse their pass)"
+        )
+        for start in range(0, len(todo), _CHUNK):
+            rows = todo[start : start + _CHUNK]
+            scored = op.score_rows(dataset.select(rows).to_dict(), range(len(rows)))
+            for j, i in enumerate(rows):
+                stat = stats[i] or {}
+                rewards[i] = float(stat[keys.DIVERSITY]) if stat.get(keys.DIVERSITY) is not None else scored.reward[j]
+                domains[i] = scored.domains[j]
+    return rewards, domains

@@ -1,0 +1,112 @@
+"""daar_topk_reward_ray_selector: DaaR top-k selection that also runs under Data-Juicer's Ray executor."""
+
+from __future__ import annotations
+
+from data_juicer.ops.base_op import OPERATORS, Pipeline
+from data_juicer.utils.constant import Fields
+
+from .. import keys
+from ..op_scoring import ScoringOp
+from ..selection import TopkSpec
+from .daar_topk_reward_selector import select_rows
+
+OP_NAME = "daar_topk_reward_ray_selector"
+POSITION = "__daar_position__"  # temporary column: each row's input position
+
+
+@OPERATORS.register_module(OP_NAME)
+class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
+    """The same selection as ``daar_topk_reward_selector`` (same parameters, modes and result), as an
+    op type that Data-Juicer's Ray executor runs (Selectors are refused there). Under Ray it tags
+    rows with their input position, gathers only (position, reward, domain) per row on the driver,
+    picks the rows there, and filters the distributed dataset by position: whole rows never reach the
+    driver. It needs ``daar_diversity_score_filter`` before it (and ``daar_domain_probe_mapper`` for
+    ``balanced``/``custom``). Under the default executor it behaves like the Selector op."""
+
+    def __init__(
+        self,
+        probe_path: str = "",
+        topk: int | None = None,
+        top_ratio: float | None = None,
+        mode: str = "overall",
+        domain_ratios: dict | None = None,
+        model_path: str | None = None,
+        model_batch_size: int = 32,
+        text_format: str = "auto",
+        input_key: str = "input",
+        output_key: str = "output",
+        messages_key: str = "messages",
+        *args,
+        **kwargs,
+    ):
+        """
+        Initialization method: the parameters of ``daar_topk_reward_selector``.
+
+        :param probe_path: bundle directory written by ``daar train`` (required).
+        :param topk: number of samples to keep (positive integer); ``None`` = no count limit.
+        :param top_ratio: fraction of the samples to keep, in [0, 1] (rounded down); ``None`` = no
+            ratio limit. At least one must be set; with both, the smaller selection applies.
+        :param mode: "overall" (default), "balanced" or "custom".
+        :param domain_ratios: for ``custom`` only: {domain name: share}, shares summing to 1.
+        :param model_path: backbone directory to use instead of the bundle's (default executor only).
+        :param model_batch_size: texts per backbone forward pass (default executor only).
+        :param text_format: "auto", "alpaca", "messages" or "text" (default executor only).
+        :param input_key: Alpaca input field.
+        :param output_key: Alpaca output field.
+        :param messages_key: chat field holding a list of role/content dicts.
+        :param args: extra args
+        :param kwargs: extra args
+        """
+        super().__init__(*args, **kwargs)
+        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
+        self.spec = TopkSpec.build(OP_NAME, topk, top_ratio, mode, domain_ratios, self.domain_names)
+
+    def run(self, dataset, *args, **kwargs):
+        if hasattr(dataset, "select"):  # a Hugging Face / Data-Juicer dataset: the default executor
+            return select_rows(self, dataset)
+        return self._run_ray(dataset)
+
+    def _run_ray(self, dataset):
+        import numpy as np
+        import pyarrow as pa
+        import ray
+
+        columns = set(dataset.columns())
+        if Fields.stats not in columns or (self.spec.shares and Fields.meta not in columns):
+            needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if self.spec.shares else "daar_diversity_score_filter"
+            raise ValueError(f"{OP_NAME}: under Ray, put {needed} (same probe_path) before this op")
+        n = dataset.count()
+        if self.spec.budget(n) >= n:
+            return dataset
+        positions = ray.data.range(n).rename_columns({"id": POSITION})
+        tagged = dataset.zip(positions).materialize()  # fixed blocks: positions travel with the rows
+        fingerprint = self.bundle_fingerprint
+
+        def extract(table: pa.Table) -> pa.Table:
+            stats = table.column(Fields.stats).to_pylist()
+            metas = table.column(Fields.meta).to_pylist() if Fields.meta in table.column_names else [None] * len(stats)
+            rewards, domains = [], []
+            for stat, meta in zip(stats, metas):
+                reward = (stat or {}).get(keys.DIVERSITY)
+                if reward is None:
+                    raise ValueError(f"{OP_NAME}: a row has no daar_diversity stats; put daar_diversity_score_filter before this op")
+                rewards.append(float(reward))
+                same = isinstance(meta, dict) and meta.get(keys.BUNDLE) == fingerprint
+                domains.append((meta.get(keys.DOMAIN) or "") if same else "")
+            return pa.table({POSITION: table.column(POSITION), "reward": rewards, "domain": domains})
+
+        rewards = np.zeros(n)
+        domains = np.empty(n, dtype=object)
+        for batch in tagged.map_batches(extract, batch_format="pyarrow").iter_batches(batch_format="pyarrow"):
+            pos = batch.column(POSITION).to_numpy()
+            rewards[pos] = batch.column("reward").to_numpy()
+            domains[pos] = batch.column("domain").to_pylist()
+        keep = np.zeros(n, dtype=bool)
+        keep[self.spec.pick(rewards, domains.tolist())] = True
+        keep_ref = ray.put(keep)
+
+        def keep_rows(table: pa.Table) -> pa.Table:
+            mask = ray.get(keep_ref)[table.column(POSITION).to_numpy()]
+            return table.filter(pa.array(mask)).drop_columns([POSITION])
+
+        return tagged.map_batches(keep_rows, batch_format="pyarrow")
