@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,8 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, **params):
     recipe.write_text(yaml.safe_dump(config))
     result = subprocess.run([str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl")
+    embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", result.stdout + result.stderr))
+    return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl"), embedded
 
 
 @pytest.mark.parametrize("params", [{"top_ratio": 0.2}, {"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}}])
@@ -52,12 +54,13 @@ def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path
     # pyarrow JSON reader before any op runs, so it is exercised under the default executor only
     rows = theme_rows(72) + HOSTILE[:-1]
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
-    default = run_recipe(tmp_path, "default", pool, tiny_bundle, "daar_topk_reward_selector", **params)
-    ray = run_recipe(tmp_path, "ray", pool, tiny_bundle, "daar_topk_reward_ray_selector",
+    default, _ = run_recipe(tmp_path, "default", pool, tiny_bundle, "daar_topk_reward_selector", **params)
+    ray, embedded = run_recipe(tmp_path, "ray", pool, tiny_bundle, "daar_topk_reward_ray_selector",
                      {"executor_type": "ray", "ray_address": ray_cluster}, **params)
     expected = params.get("topk") or int(0.2 * len(rows))
     assert len(default) == expected
     assert sorted(r["id"] for r in ray) == sorted(r["id"] for r in default)
+    assert embedded == len(rows)  # Ray Data is lazy: the backbone still ran once per sample
     scored = exported_rows(tmp_path / "ray-scored.jsonl")
     assert sorted(r["id"] for r in scored) == sorted(r["id"] for r in rows)  # nothing lost under Ray
     by_id = {r["id"]: r for r in scored}

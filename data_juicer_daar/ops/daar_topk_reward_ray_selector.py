@@ -71,7 +71,10 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
         import pyarrow as pa
         import ray
 
-        columns = set(dataset.columns())
+        # Ray Data is lazy: without this, every later consumption (count, zip, export) would rerun
+        # the upstream ops, backbone included
+        dataset = dataset.materialize()
+        columns = set(dataset.columns())  # cheap once materialized
         if Fields.stats not in columns or (self.spec.shares and Fields.meta not in columns):
             needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if self.spec.shares else "daar_diversity_score_filter"
             raise ValueError(f"{OP_NAME}: under Ray, put {needed} (same probe_path) before this op")
