@@ -32,10 +32,11 @@ def exported_rows(path: Path) -> list[dict]:
     return [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
 
 
-def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, **params):
+def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=True, **params):
+    stats = {"stats_export_path": str(tmp_path / f"{name}-scored.jsonl")} if export_stats else {}
     process = [
         {"daar_domain_probe_mapper": {"probe_path": str(bundle)}},
-        {"daar_diversity_score_filter": {"probe_path": str(bundle), "stats_export_path": str(tmp_path / f"{name}-scored.jsonl")}},
+        {"daar_diversity_score_filter": {"probe_path": str(bundle), **stats}},
         {selector: {"probe_path": str(bundle), **params}},
     ]
     config = {"project_name": name, "dataset_path": str(pool), "export_path": str(tmp_path / f"{name}-out" / "selected.jsonl"),
@@ -48,19 +49,26 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, **params):
     return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl"), embedded
 
 
-@pytest.mark.parametrize("params", [{"top_ratio": 0.2}, {"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}}])
-def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path, params):
+@pytest.mark.parametrize(
+    "params, export_stats",
+    [({"top_ratio": 0.2}, True), ({"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}}, False)],
+)
+def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path, params, export_stats):
     # ~300 rows, odd ones included; a column mixing JSON types (NON_STRING) is refused by Ray's own
     # pyarrow JSON reader before any op runs, so it is exercised under the default executor only
     rows = theme_rows(72) + HOSTILE[:-1]
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
     default, _ = run_recipe(tmp_path, "default", pool, tiny_bundle, "daar_topk_reward_selector", **params)
     ray, embedded = run_recipe(tmp_path, "ray", pool, tiny_bundle, "daar_topk_reward_ray_selector",
-                     {"executor_type": "ray", "ray_address": ray_cluster}, **params)
+                               {"executor_type": "ray", "ray_address": ray_cluster}, export_stats=export_stats, **params)
     expected = params.get("topk") or int(0.2 * len(rows))
     assert len(default) == expected
     assert sorted(r["id"] for r in ray) == sorted(r["id"] for r in default)
-    assert embedded == len(rows)  # Ray Data is lazy: the backbone still ran once per sample
+    if not export_stats:
+        # Ray Data is lazy, yet the backbone ran once per sample. (Data-Juicer's stats export
+        # executes the lazy pipeline once more by itself, so it is left out of this count.)
+        assert embedded == len(rows)
+        return
     scored = exported_rows(tmp_path / "ray-scored.jsonl")
     assert sorted(r["id"] for r in scored) == sorted(r["id"] for r in rows)  # nothing lost under Ray
     by_id = {r["id"]: r for r in scored}
