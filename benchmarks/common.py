@@ -59,3 +59,29 @@ def machine() -> str:
     import platform
 
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {resource.getpagesize() and os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str) -> dict:
+    """Run a shipped recipe through `dj-process` on ``dataset`` with ``bundle`` (no cache, no stats
+    export) in a fresh ``work`` folder; returns wall time, per-op times, peak RSS and the log."""
+    import re
+    import shutil
+    import time
+
+    import yaml
+
+    shutil.rmtree(work, ignore_errors=True)  # Ray appends shards to an existing export folder
+    work.mkdir(parents=True)
+    config = yaml.safe_load((ROOT / "recipes" / recipe_name).read_text())
+    config.update(dataset_path=str(dataset), export_path=str(work / "selected.jsonl"), use_cache=False)
+    for op in config["process"]:
+        params = next(iter(op.values()))
+        params["probe_path"] = str(bundle)
+        params.pop("stats_export_path", None)
+    recipe = work / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    t = time.perf_counter()
+    log, rss = measure([str(Path(sys.executable).parent / "dj-process"), "--config", str(recipe)], cwd=work)
+    wall = time.perf_counter() - t
+    ops = {m.group(1): float(m.group(2)) for m in re.finditer(r"OP \[(\w+)\] Done in ([\d.]+)s", log)}
+    return {"wall_s": wall, "ops_s": ops, "peak_rss_mib": rss, "log": log}

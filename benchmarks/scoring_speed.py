@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, demo_bundle, demo_rows, machine, measure, save  # noqa: E402
+from common import OUT, demo_bundle, demo_rows, machine, measure, run_recipe, save  # noqa: E402
 
 
 def rows_of_size(n: int) -> list[dict]:
@@ -82,25 +81,12 @@ def variant(name: str, n: int, bundle: str) -> dict:
 
 
 def run_dj(n: int, bundle: str) -> dict:
-    import yaml
-
-    work = OUT / f"speed_{n}"
-    work.mkdir(parents=True, exist_ok=True)
-    pool = work / "pool.jsonl"
+    pool = OUT / f"speed_{n}.jsonl"
+    OUT.mkdir(parents=True, exist_ok=True)
     pool.write_text("".join(json.dumps(r) + "\n" for r in rows_of_size(n)))
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "daar_select.yaml").read_text())
-    config.update(dataset_path=str(pool), export_path=str(work / "selected.jsonl"), use_cache=False)
-    for op in config["process"]:
-        params = next(iter(op.values()))
-        params["probe_path"] = bundle
-        params.pop("stats_export_path", None)
-    recipe = work / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(config))
-    t = time.perf_counter()
-    log, rss = measure([str(Path(sys.executable).parent / "dj-process"), "--config", str(recipe)], cwd=work)
-    wall = time.perf_counter() - t
-    ops = {m.group(1): float(m.group(2)) for m in re.finditer(r"OP \[(\w+)\] Done in ([\d.]+)s", log)}
-    return {"n": n, "wall_s": wall, "ops_s": ops, "startup_s": wall - sum(ops.values()), "peak_rss_mib": rss}
+    result = run_recipe("daar_select.yaml", OUT / f"speed_{n}", pool, bundle)
+    result.pop("log")
+    return {"n": n, **result, "startup_s": result["wall_s"] - sum(result["ops_s"].values())}
 
 
 def child(name: str, n: int, bundle: str) -> tuple[dict, float]:
