@@ -7,7 +7,7 @@
                  (first --up-n samples; its k-means and Python loop are timed on the whole corpus)
 
 Each variant runs in its own process, so its peak memory is its own.
-Usage: python benchmarks/scoring_speed.py [--sizes 2000,8000] [--ref-n 100] [--up-n 50]
+Usage: python benchmarks/scoring_speed.py [--sizes 2000,8000] [--ref-n 100] [--up-n 50] [--name scoring_speed]
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000", help="pool sizes for (a) and (b), comma-separated (corpus repeated)")
     parser.add_argument("--ref-n", type=int, default=100, help="samples timed for the reference scoring (c)")
     parser.add_argument("--up-n", type=int, default=50, help="samples timed for the upstream embedding (d)")
+    parser.add_argument("--name", default="scoring_speed", help="results file name under benchmarks/results/")
     args = parser.parse_args()
     bundle = str(demo_bundle())
     results = {"machine": machine(), "sizes": {}}
@@ -112,7 +113,7 @@ def main() -> None:
         print(f"n={n}: limit {n / limit['run_s']:.1f}/s, ours ops {n / sum(ours['ops_s'].values()):.1f}/s (wall {n / ours['wall_s']:.1f}/s)", flush=True)
     results["reference"], _ = child("reference", args.ref_n, bundle)
     results["upstream"], _ = child("upstream", args.up_n, bundle)
-    path = save("scoring_speed", results)
+    path = save(args.name, results)
     first = results["sizes"][min(results["sizes"])]
     a = first["limit"]["n"] / first["limit"]["run_s"]
     b = first["ours"]["n"] / sum(first["ours"]["ops_s"].values())

@@ -12,7 +12,6 @@ Usage: python benchmarks/selection_quality.py [--ratio 0.2]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 from collections import Counter
@@ -21,20 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, RESULTS, demo_bundle, demo_rows, machine, save  # noqa: E402
-from peers import longest_select, random_select, upstream_embed, upstream_kmeans_select  # noqa: E402
-
-DOMAINS = ["common_sense", "reasoning", "mathematics", "coding"]
-
-
-def cached(name: str, key: str, compute) -> np.ndarray:
-    path = OUT / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npy"
-    if path.is_file():
-        return np.load(path)
-    value = compute()
-    OUT.mkdir(parents=True, exist_ok=True)
-    np.save(path, value)
-    return value
+from common import RESULTS, machine, save  # noqa: E402
+from labelled_pool import DOMAINS, load_pool, selections  # noqa: E402
 
 
 def hungarian_accuracy(pred: list, truth: list) -> float:
@@ -68,66 +55,26 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.2)
     args = parser.parse_args()
 
-    from data_juicer_daar.backbone import Backbone
-    from data_juicer_daar.bundle import load_bundle, read_synthetic
+    from data_juicer_daar.bundle import read_synthetic
     from data_juicer_daar.centroids import centroids, pseudo_labels
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.selection import select, shares_for
     from data_juicer_daar.text import render
 
-    rows = demo_rows()
-    truth = [r["source_domain"] for r in rows]
-    texts = [render(r).text for r in rows]
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
-    bundle_dir = demo_bundle()
-    bundle = load_bundle(bundle_dir)
-    scorer = Scorer(bundle_dir)
-    encoded = {}
-
-    def encode(kind):
-        if not encoded:
-            enc = scorer.backbone.encode(texts, progress=True)
-            encoded.update(features=enc.features, embeddings=enc.embeddings)
-        return encoded[kind]
-
-    features = cached("features", key, lambda: encode("features"))
-    embeddings = cached("embeddings", key, lambda: encode("embeddings"))
-    scores = scorer.score_features(features, np.array([bool(t) for t in texts]))
-
-    synthetic = read_synthetic(bundle_dir)
+    pool = load_pool()
+    truth, features = pool.truth, pool.features
+    bundle = pool.scorer.bundle
+    synthetic = read_synthetic(bundle.path)
+    backbone = pool.scorer.backbone
     per_domain = [[render(s).text for s in synthetic if s["domain"] == d] for d in bundle.domains]
-    cents = centroids([scorer.backbone.encode(t).embeddings for t in per_domain])
-    kmeans = pseudo_labels(embeddings, cents, seed=bundle.manifest["training"]["seed"])
+    cents = centroids([backbone.encode(t).embeddings for t in per_domain])
+    kmeans = pseudo_labels(pool.embeddings, cents, seed=bundle.manifest["training"]["seed"])
     agreement = {
         "kmeans_pseudo_labels": hungarian_accuracy(kmeans.labels.tolist(), truth),
-        "probe_predictions": hungarian_accuracy(scores.domains, truth),
-        "probe_named_domain_accuracy": float(np.mean([p == t for p, t in zip(scores.domains, truth)])),
+        "probe_predictions": hungarian_accuracy(pool.domains, truth),
+        "probe_named_domain_accuracy": float(np.mean([p == t for p, t in zip(pool.domains, truth)])),
     }
-
-    def upstream_vectors():
-        from transformers import AutoModel, AutoTokenizer
-
-        from data_juicer_daar.models import prepare_default_model, quiet_loading
-
-        with quiet_loading():
-            model = AutoModel.from_pretrained(prepare_default_model()).eval()
-        # batched here to bound the benchmark's time; per-sample (the upstream way) is what
-        # scoring_speed.py times; left padding makes the last position each text's last token
-        return upstream_embed(model, AutoTokenizer.from_pretrained(prepare_default_model()), texts, max_length=1024, batch_size=8)
-
-    up = cached("upstream_embeddings", key, upstream_vectors)
-    k = int(args.ratio * len(rows))
-    selections = {
-        "random": random_select(len(rows), k),
-        "longest instruction": longest_select(rows, k),
-        "k-means inter": upstream_kmeans_select(up, args.ratio, "inter"),
-        "k-means intra": upstream_kmeans_select(up, args.ratio, "intra"),
-        "k-means global": upstream_kmeans_select(up, args.ratio, "global"),
-        "DaaR overall": select(scores.reward, scores.domains, k).tolist(),
-        "DaaR balanced": select(scores.reward, scores.domains, k, shares_for("balanced", bundle.domains)).tolist(),
-    }
-    table = {name: describe(idx, truth, features) for name, idx in selections.items()}
-    table["whole pool"] = describe(list(range(len(rows))), truth, features)
+    selected = selections(pool, args.ratio)
+    table = {name: describe(idx, truth, features) for name, idx in selected.items()}
+    table["whole pool"] = describe(list(range(len(truth))), truth, features)
     result = {"machine": machine(), "ratio": args.ratio, "agreement": agreement, "selectors": table, "bundle_metrics": bundle.manifest["metrics"]}
     save("selection_quality", result)
 
