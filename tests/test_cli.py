@@ -114,3 +114,11 @@ def test_report_rejects_unscored_pool(tmp_path):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(1))
     result = run("daar", "report", "--pool", str(pool), "--selection", str(pool), "--out", str(tmp_path / "r"))
     assert result.returncode == 2 and "has no daar_diversity stats" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["nope"], ["common"]])
+def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
+    root = RECIPES.parent
+    result = subprocess.run(["bash", str(root / "scripts" / "bench.sh"), *args], env=ENV, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "downstream_proxy" in result.stderr
