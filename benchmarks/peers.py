@@ -34,14 +34,18 @@ def reference_scores(backbone: Backbone, bundle: Bundle, texts: list[str], pad_t
 
 @torch.inference_mode()
 def upstream_embed(model, tokenizer, texts: list[str], max_length: int = 4096, batch_size: int = 1) -> np.ndarray:
-    """Last-token pooled, L2-normalised embeddings (batch_size=1 is the upstream way)."""
+    """Last-token pooled, L2-normalised embeddings (batch_size=1 is the upstream way; larger batches
+    are length-sorted so little padding is run; input order is kept)."""
     tokenizer.padding_side = "left"  # the last position is then every text's last real token
-    vectors = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+    vectors = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        enc = tokenizer([texts[i] for i in chunk], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
         hidden = model(**enc).last_hidden_state[:, -1].float()  # (b, d)
-        vectors.append(torch.nn.functional.normalize(hidden, dim=-1).numpy())
-    return np.concatenate(vectors)
+        vectors[chunk] = torch.nn.functional.normalize(hidden, dim=-1).numpy()
+    return vectors
 
 
 def upstream_kmeans_select(embeddings: np.ndarray, ratio: float, strategy: str, k: int = 3, seed: int = 42) -> list[int]:
