@@ -13,7 +13,7 @@ cross-entropy per answer token on the held-out rows of each true domain, their a
 over seeds, and the model before fine-tuning ("base").
 
 Usage:
-  python benchmarks/downstream_proxy.py --quick   # this CPU: under 30 min
+  python benchmarks/downstream_proxy.py --quick   # this CPU: ~15 min (+ ~20 min once, to fill the pool caches)
   python benchmarks/downstream_proxy.py           # full mode, meant for a GPU (--device cuda)
 Any setting of a mode can be overridden, e.g. ``--quick --seeds 0 --selectors random,DaaR overall``.
 """
