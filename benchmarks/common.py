@@ -15,6 +15,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 BUNDLE = ROOT / "outputs" / "demo" / "probe"  # written by scripts/demo.sh (or trained here)
 
 
+def ratio(text: str) -> float:
+    """argparse type: a fraction in (0, 1]."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError(f"must be in (0, 1], got {value}")
+    return value
+
+
 def demo_path() -> Path:
     from data_juicer_daar.demo import demo_corpus
 

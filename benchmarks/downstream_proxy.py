@@ -56,6 +56,13 @@ class ProxyConfig:
     lr: float = 2e-4
     ratio: float = 0.2
 
+    def __post_init__(self) -> None:
+        for name in ("blocks", "tokens", "heldout", "batch_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_length < 2 or self.lr <= 0 or not self.seeds or not 0 < self.ratio <= 1:
+            raise ValueError(f"need max_length >= 2, lr > 0, at least one seed and ratio in (0, 1]; got {self}")
+
 
 QUICK = ProxyConfig(blocks=2, max_length=256, tokens=32_768, seeds=(0, 1), heldout=40)
 FULL = ProxyConfig(blocks=8, max_length=1024, tokens=131_072, seeds=(0, 1, 2), heldout=100, batch_rows=16, lr=1e-4)
@@ -215,7 +222,11 @@ def fine_tune(model: SplitModel, batches: list[list[int]], items: dict[int, Item
 
 def stratified(truth: list[str], per_domain: int, seed: int = 0) -> list[int]:
     rng = np.random.default_rng(seed)
-    picked = [rng.choice([i for i, t in enumerate(truth) if t == d], size=per_domain, replace=False) for d in DOMAINS]
+    members = {d: [i for i, t in enumerate(truth) if t == d] for d in DOMAINS}
+    smallest = min(members, key=lambda d: len(members[d]))
+    if per_domain >= len(members[smallest]):
+        raise ValueError(f"heldout={per_domain} leaves no {smallest} rows to select from (it has {len(members[smallest])})")
+    picked = [rng.choice(members[d], size=per_domain, replace=False) for d in DOMAINS]
     return sorted(int(i) for i in np.concatenate(picked))
 
 
@@ -254,9 +265,12 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     args = parser.parse_args()
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ProxyConfig) if getattr(args, f.name) is not None}
-    if "seeds" in overrides:
-        overrides["seeds"] = tuple(int(s) for s in overrides["seeds"].split(","))
-    cfg = dataclasses.replace(QUICK if args.quick else FULL, **overrides)
+    try:
+        if "seeds" in overrides:
+            overrides["seeds"] = tuple(int(s) for s in overrides["seeds"].split(","))
+        cfg = dataclasses.replace(QUICK if args.quick else FULL, **overrides)
+    except ValueError as error:
+        parser.error(str(error))
     names = [s.strip() for s in args.selectors.split(",")]
     unknown = sorted(set(names) - set(SELECTORS))
     if unknown:
@@ -265,13 +279,19 @@ def main() -> None:
     stages: dict[str, float] = {}
 
     pool = load_pool()
-    heldout = stratified(pool.truth, cfg.heldout)
+    try:
+        heldout = stratified(pool.truth, cfg.heldout)
+    except ValueError as error:
+        sys.exit(f"downstream_proxy: {error}")
     among = np.setdiff1d(np.arange(len(pool.rows)), heldout)
     chosen = {name: idx for name, idx in selections(pool, cfg.ratio, among).items() if name in names}
     stages["pool and selections"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    model = SplitModel(cfg.blocks, pick_device(args.device))
+    try:
+        model = SplitModel(cfg.blocks, pick_device(args.device))
+    except ValueError as error:
+        sys.exit(f"downstream_proxy: {error}")
     items = {i: sft_item(model.tokenizer, pool.rows[i], cfg.max_length) for i in range(len(pool.rows))}
     evaluation = {i: items[i] for i in heldout}
     gap = check_split(model, evaluation)

@@ -2,12 +2,14 @@
 from every selector, its features, the demo bundle's scores, and each selector's choice at a ratio.
 
 Features, embeddings and the upstream selector's embeddings are cached under ``outputs/bench/``
-(keyed by the rendered texts), so a second benchmark reuses the first one's passes.
+(keyed by the rendered texts, and the features also by the bundle's backbone settings), so a second
+benchmark reuses the first one's passes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -75,8 +77,9 @@ def load_pool() -> Pool:
         # scoring_speed.py times; left padding makes the last position each text's last token
         return upstream_embed(model, AutoTokenizer.from_pretrained(prepare_default_model()), texts, max_length=1024, batch_size=8)
 
-    features = cached("features", key, lambda: encode("features"))
-    embeddings = cached("embeddings", key, lambda: encode("embeddings"))
+    backbone_key = key + json.dumps(scorer.bundle.manifest["backbone"], sort_keys=True)
+    features = cached("features", backbone_key, lambda: encode("features"))
+    embeddings = cached("embeddings", backbone_key, lambda: encode("embeddings"))
     upstream = cached("upstream_embeddings", key, upstream_vectors)
     scores = scorer.score_features(features, np.array([bool(t) for t in texts]))
     return Pool(rows, [r["source_domain"] for r in rows], texts, features, embeddings, upstream, scores.reward, scores.domains, scorer)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, save  # noqa: E402
+from common import RESULTS, machine, ratio, save  # noqa: E402
 from labelled_pool import DOMAINS, load_pool, selections  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def describe(idx: list[int], truth: list[str], features: np.ndarray) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ratio", type=float, default=0.2)
+    parser.add_argument("--ratio", type=ratio, default=0.2, help="fraction each selector keeps, in (0, 1]")
     args = parser.parse_args()
 
     from data_juicer_daar.bundle import read_synthetic

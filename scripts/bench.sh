@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run one benchmark from a fresh clone: bash scripts/bench.sh NAME [ARGS...]
-# NAME is a script of benchmarks/ (scoring_speed, training_speed, selection_quality,
-# downstream_proxy, ray_speed); results land in benchmarks/results/.
+# NAME is a runnable script of benchmarks/ (the usage line lists them); results land in
+# benchmarks/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:-}"
-if [[ -z "$name" || ! -f "benchmarks/$name.py" || "$name" == common || "$name" == peers || "$name" == labelled_pool ]]; then
-  echo "usage: bash scripts/bench.sh NAME [ARGS...]; NAME one of: scoring_speed training_speed selection_quality downstream_proxy ray_speed" >&2
+names=$(grep -l '^if __name__ == "__main__":' benchmarks/*.py | xargs -n1 basename | sed 's/\.py$//' | tr '\n' ' ')
+if [[ -z "$name" || " $names" != *" $name "* ]]; then
+  echo "usage: bash scripts/bench.sh NAME [ARGS...]; NAME one of: $names" >&2
   exit 2
 fi
 shift

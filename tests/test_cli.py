@@ -122,3 +122,20 @@ def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
     result = subprocess.run(["bash", str(root / "scripts" / "bench.sh"), *args], env=ENV, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "downstream_proxy" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("downstream_proxy", ["--quick", "--tokens", "0"], "tokens must be >= 1"),
+        ("downstream_proxy", ["--seeds", "a,b"], "invalid literal"),
+        ("downstream_proxy", ["--ratio", "2"], "ratio in (0, 1]"),
+        ("downstream_proxy", ["--selectors", "random,nope"], "unknown selector"),
+        ("selection_quality", ["--ratio", "0"], "invalid ratio value"),
+    ],
+)
+def test_benchmark_bad_arguments_fail_in_one_line(script, args, message):
+    path = RECIPES.parent / "benchmarks" / f"{script}.py"
+    result = subprocess.run([sys.executable, str(path), *args], env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
