@@ -1,5 +1,6 @@
-"""The labelled pool both quality benchmarks use: the demo corpus with its true source domains hidden
-from every selector, its features, the demo bundle's scores, and each selector's choice at a ratio.
+"""A labelled pool as both quality benchmarks use it: one of ``eval_pools.py``'s pools with its true
+source domains hidden from every selector, its features, the scores of a bundle trained on it with
+all defaults (the demo bundle for the demo corpus), and each selector's choice at a ratio.
 
 Features, embeddings and the upstream selector's embeddings are cached under ``outputs/bench/``
 (keyed by the rendered texts, and the features also by the bundle's backbone settings), so a second
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from common import OUT, demo_bundle, demo_rows
+from common import OUT, demo_bundle, run_checked
+from eval_pools import pool_path
 from peers import longest_select, random_select, upstream_embed, upstream_kmeans_select
 
 if TYPE_CHECKING:
@@ -37,6 +41,7 @@ def cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray
 
 @dataclass
 class Pool:
+    name: str
     rows: list[dict]
     truth: list[str]  # true source domain per row (never shown to a selector)
     texts: list[str]
@@ -48,25 +53,32 @@ class Pool:
     scorer: "Scorer"  # the demo bundle's scorer (its backbone is loaded)
 
 
-def load_pool() -> Pool:
-    """The demo corpus with everything each selector needs (computed once, then cached)."""
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.text import render
+def hungarian_accuracy(pred: list, truth: list) -> float:
+    """Share of rows on the diagonal after the best one-to-one matching of labels to true domains."""
+    from scipy.optimize import linear_sum_assignment
 
-    rows = demo_rows()
-    texts = [render(r).text for r in rows]
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
-    bundle_dir = demo_bundle()
-    scorer = Scorer(bundle_dir)
-    encoded = {}
+    p_names, t_names = sorted(set(pred)), sorted(set(truth))
+    table = np.zeros((len(p_names), len(t_names)))
+    for p, t in zip(pred, truth):
+        table[p_names.index(p), t_names.index(t)] += 1
+    rows, cols = linear_sum_assignment(-table)
+    return float(table[rows, cols].sum() / len(pred))
 
-    def encode(kind: str) -> np.ndarray:
-        if not encoded:
-            enc = scorer.backbone.encode(texts, progress=True)
-            encoded.update(features=enc.features, embeddings=enc.embeddings)
-        return encoded[kind]
 
-    def upstream_vectors() -> np.ndarray:
+def pool_bundle(name: str) -> Path:
+    """The bundle a user would score ``name`` with: trained on that pool with all defaults."""
+    if name == "demo":
+        return demo_bundle()
+    bundle = OUT / "bundles" / name
+    if not (bundle / "manifest.json").is_file():
+        run_checked([sys.executable, "-m", "data_juicer_daar.cli", "train", "--corpus", str(pool_path(name)), "--out", str(bundle)])
+    return bundle
+
+
+def upstream_vectors(texts: list[str]) -> np.ndarray:
+    """The upstream k-means selector's embeddings of ``texts`` (cached by the texts)."""
+
+    def compute() -> np.ndarray:
         from transformers import AutoModel, AutoTokenizer
 
         from data_juicer_daar.models import prepare_default_model, quiet_loading
@@ -77,12 +89,32 @@ def load_pool() -> Pool:
         # scoring_speed.py times; left padding makes the last position each text's last token
         return upstream_embed(model, AutoTokenizer.from_pretrained(prepare_default_model()), texts, max_length=1024, batch_size=8)
 
+    return cached("upstream_embeddings", hashlib.sha256("\n".join(texts).encode()).hexdigest(), compute)
+
+
+def load_pool(name: str = "demo") -> Pool:
+    """Pool ``name`` with everything each selector needs (computed once, then cached)."""
+    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.scoring import Scorer
+    from data_juicer_daar.text import render
+
+    rows = read_jsonl(pool_path(name))
+    texts = [render(r).text for r in rows]
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+    scorer = Scorer(pool_bundle(name))
+    encoded = {}
+
+    def encode(kind: str) -> np.ndarray:
+        if not encoded:
+            enc = scorer.backbone.encode(texts, progress=True)
+            encoded.update(features=enc.features, embeddings=enc.embeddings)
+        return encoded[kind]
+
     backbone_key = key + json.dumps(scorer.bundle.manifest["backbone"], sort_keys=True)
     features = cached("features", backbone_key, lambda: encode("features"))
     embeddings = cached("embeddings", backbone_key, lambda: encode("embeddings"))
-    upstream = cached("upstream_embeddings", key, upstream_vectors)
     scores = scorer.score_features(features, np.array([bool(t) for t in texts]))
-    return Pool(rows, [r["source_domain"] for r in rows], texts, features, embeddings, upstream, scores.reward, scores.domains, scorer)
+    return Pool(name, rows, [r["source_domain"] for r in rows], texts, features, embeddings, upstream_vectors(texts), scores.reward, scores.domains, scorer)
 
 
 def selections(pool: Pool, ratio: float, among: np.ndarray | None = None) -> dict[str, list[int]]:

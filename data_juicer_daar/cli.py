@@ -17,9 +17,10 @@ from .domains import DomainFileError
 from .models import DEFAULT_MODEL, ModelError
 from .synthesis import SynthesisConfig
 from .text import FORMATS, TextFields
-from .training import TrainConfig
+from .centroids import METHODS
+from .training import TrainConfig, TrainingError
 
-_ERRORS = (ModelError, BundleError, CorpusError, DomainFileError, DemoDataError, ValueError, OSError)
+_ERRORS = (ModelError, BundleError, CorpusError, DomainFileError, DemoDataError, TrainingError, ValueError, OSError)
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -53,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", dest="num_layers", type=int, default=d.num_layers, help=f"decoder blocks kept, L (default: {d.num_layers})")
     t.add_argument("--max-length", type=int, default=d.max_length, help=f"tokens per sample, longer ones are truncated (default: {d.max_length})")
     t.add_argument("--probe-size", type=int, default=d.probe_size, help=f"pool samples pseudo-labelled and used for the heads (default: {d.probe_size})")
-    t.add_argument("--seeds-only", action="store_true", help="use only the domain file's examples; generate nothing")
+    t.add_argument("--synthesize", action="store_true", help="generate more examples per domain with the instruct model (off: the domain file's examples only; cached across pools)")
+    t.add_argument("--pseudo-labels", choices=METHODS, default=d.pseudo_labels, help=f"how the probe set is cut into pseudo-domains (default: {d.pseudo_labels}; kmeans_embedding is the paper's)")
+    t.add_argument("--clusters-per-domain", type=int, default=d.clusters_per_domain, help=f"k-means clusters per domain when over-clustering (default: {d.clusters_per_domain})")
+    t.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="do not temperature-scale the probe before taking entropies")
     t.add_argument("--warmup", type=int, default=s.warmup, help=f"examples written per domain before rejection sampling (default: {s.warmup})")
     t.add_argument("--n-per-domain", type=int, default=s.n_per_domain, help=f"accepted examples per domain, seeds included (default: {s.n_per_domain})")
     t.add_argument("--tau", type=float, default=s.tau, help=f"cosine threshold for accepting a new example (default: {s.tau})")
@@ -101,18 +105,19 @@ def _train(args: argparse.Namespace) -> None:
     config = TrainConfig(
         model=args.model, instruct_model=args.instruct_model, domains_file=args.domains_file,
         num_layers=args.num_layers, max_length=args.max_length, batch_size=args.batch_size,
-        probe_size=args.probe_size, seeds_only=args.seeds_only, synthesis=synth, hidden=args.hidden,
+        probe_size=args.probe_size, synthesize=args.synthesize, synthesis=synth,
+        pseudo_labels=args.pseudo_labels, clusters_per_domain=args.clusters_per_domain, calibrate=args.calibrate, hidden=args.hidden,
         lr=args.lr, max_epochs=args.max_epochs, patience=args.patience,
         entropy_targets=args.entropy_targets, folds=args.folds, fields=_fields(args),
         device=args.device, seed=args.seed,
     )
     rows = read_jsonl(args.corpus)
     out = Path(args.out)
-    trainer = DaarTrainer(config).fit(rows, reuse_from=out if out.exists() else None)
+    trainer = DaarTrainer(config).fit(rows)
     trainer.save(out)
     metrics = trainer.manifest_["metrics"]
     print(f"bundle written to {out}")
-    for key in ("probe_val_accuracy", "predictor_val_mse", "predictor_val_spearman", "cluster_sizes", "timings_s"):
+    for key in ("probe_val_accuracy", "probe_temperature", "predictor_val_spearman", "entropy_targets_below_0.1", "cluster_sizes", "timings_s"):
         print(f"  {key}: {metrics[key]}")
     for name, summary in trainer.manifest_["synthesis"]["per_domain"].items():
         print(f"  synthesis {name}: {summary}")

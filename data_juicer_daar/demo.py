@@ -98,25 +98,33 @@ def _rows(source: str) -> list[dict]:
     return list(_evals(source.split("/", 1)[1]))
 
 
-def build_demo_corpus(out: str | Path, seed: int = 0) -> Path:
-    """Write the demo corpus to ``out`` (atomic); returns the path."""
+def build_pool(plan: list[tuple[str, str, int]], out: str | Path, seed: int = 0, exclude: set[str] = frozenset()) -> Path:
+    """Write a labelled pool to ``out`` (atomic): ``plan`` lists (source, true domain, rows taken);
+    rows whose id is in ``exclude`` are never taken. Sampling is seeded."""
     rng = random.Random(seed)
     records = []
-    for source, domain, count in PLAN:
+    for source, domain, count in plan:
         rows = _rows(source)
-        picked = sorted(rng.sample(range(len(rows)), min(count, len(rows))))
-        for i in picked:
+        free = [i for i in range(len(rows)) if f"{source}#{i}" not in exclude]
+        if count > len(free):
+            raise DemoDataError(f"{source} has {len(free)} unused rows, {count} asked for")
+        for i in sorted(rng.sample(free, count)):
             records.append({"id": f"{source}#{i}", **rows[i], "source": source, "source_domain": domain})
     rng.shuffle(records)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".demo-", dir=out.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".pool-", dir=out.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         for record in records:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(tmp, out)
-    logger.info(f"demo corpus: {len(records)} rows written to {out}")
+    logger.info(f"labelled pool: {len(records)} rows written to {out}")
     return out
+
+
+def build_demo_corpus(out: str | Path, seed: int = 0) -> Path:
+    """Write the demo corpus to ``out`` (atomic); returns the path."""
+    return build_pool(PLAN, out, seed)
 
 
 def demo_corpus() -> Path:

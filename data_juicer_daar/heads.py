@@ -12,16 +12,18 @@ def default_hidden(dim: int) -> list[int]:
 
 
 class Head(nn.Module):
-    """Standardise the feature, then an MLP with ReLU between layers.
+    """Standardise the feature, then an MLP with ReLU between layers, outputs divided by a temperature.
 
-    The standardisation statistics are buffers fitted on the training features, so they are
-    saved and loaded with the weights and scoring applies exactly what training saw.
+    The standardisation statistics and the temperature are buffers (fitted on training features and
+    held-out rows; the temperature stays 1 for the predictor), so they are saved and loaded with the
+    weights and scoring applies exactly what training saw.
     """
 
     def __init__(self, dim: int, out: int, hidden: list[int]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))  # (d,)
         self.register_buffer("scale", torch.ones(dim))  # (d,)
+        self.register_buffer("temperature", torch.ones(()))  # ()
         widths = [dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
@@ -34,4 +36,4 @@ class Head(nn.Module):
         self.scale.copy_(features.std(0).clamp_min(1e-6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (n, d) -> (n, out)
-        return self.mlp((x - self.mean) / self.scale)
+        return self.mlp((x - self.mean) / self.scale) / self.temperature

@@ -31,7 +31,7 @@ _NONE = {"", "none", "n/a", "<none>", "null", "-", "(none)"}
 @dataclass
 class SynthesisConfig:
     warmup: int = 5  # examples written per domain before rejection sampling
-    n_per_domain: int = 10  # accepted examples per domain (seeds count); paper: 10 vs 30 barely differs
+    n_per_domain: int = 20  # accepted examples per domain (seeds count); paper: 10 vs 30 barely differs
     tau: float = 0.85  # max cosine to any accepted example (paper used 0.9 for math)
     window: int = 3  # accepted examples shown as counter-examples per request
     max_attempts: int = 16  # candidates per domain after warm-up, bounding the time spent
@@ -120,7 +120,7 @@ class Generator:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not self.tokenizer.chat_template:
-            raise ValueError(f"the instruct model at {model_dir} has no chat template; pass --seeds-only or another --instruct-model")
+            raise ValueError(f"the instruct model at {model_dir} has no chat template; drop --synthesize or pass another --instruct-model")
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         with quiet_loading():
             self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=trust_remote_code)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,12 +24,12 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from .backbone import Backbone, pick_device
-from .bundle import SYNTHETIC, read_manifest, read_synthetic, save_bundle
-from .centroids import centroids, pseudo_labels
+from .bundle import save_bundle
+from .centroids import METHODS, pseudo_labels
 from .corpus import CorpusError
 from .domains import Domain, load_domains
 from .heads import Head, default_hidden
-from .models import model_fingerprint, resolve_model
+from .models import cache_dir, model_fingerprint, resolve_model
 from .scoring import entropy
 from .synthesis import DomainSynthesis, Generator, SynthesisConfig, synthesize
 from .text import TEMPLATE_VERSION, TextFields, render
@@ -42,8 +45,13 @@ class TrainConfig:
     max_length: int = 1024  # tokens per sample; longer samples are truncated
     batch_size: int = 32  # texts per backbone forward pass
     probe_size: int = 5000  # pool samples that get pseudo-labels and train the heads
-    seeds_only: bool = False  # use the domain file's examples, generate nothing
+    # generation is off by default: with the default model it did not raise pseudo-domain agreement
+    # over the domain file's seed examples and cost two thirds of training (benchmarks/README.md)
+    synthesize: bool = False
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    pseudo_labels: str = "overcluster_cosine"  # see centroids.METHODS; measured winner over 3 pools
+    clusters_per_domain: int = 3  # over-clustering: k-means clusters per domain
+    calibrate: bool = True  # temperature-scale each probe on held-out rows before taking entropies
     hidden: list[int] | None = None  # head widths; None = 2d, d, d/2, 256 (paper)
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -60,6 +68,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.entropy_targets not in ("cross_fit", "in_sample"):
             raise ValueError(f"entropy_targets must be 'cross_fit' or 'in_sample', got {self.entropy_targets!r}")
+        if self.pseudo_labels not in METHODS:
+            raise ValueError(f"pseudo_labels must be one of {', '.join(METHODS)}, got {self.pseudo_labels!r}")
+        if self.clusters_per_domain < 1:
+            raise ValueError(f"clusters_per_domain must be >= 1, got {self.clusters_per_domain}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.probe_size < 2 or self.folds < 2:
@@ -104,66 +116,130 @@ def fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, val: np.ndarray, conf
             best_state = {k: v.clone() for k, v in head.state_dict().items()}
         elif epoch - best_epoch >= config.patience:
             break
+    if best_state is None:
+        raise TrainingError(f"the validation loss was never finite in {epoch + 1} epochs: check the features (lr={config.lr})")
     head.load_state_dict(best_state)
     head.eval()
     return {"val_loss": best, "best_epoch": best_epoch + 1, "epochs": epoch + 1}
 
 
+@torch.no_grad()
+def fit_temperature(head: Head, x: torch.Tensor, labels: torch.Tensor) -> float:
+    """Set the probe's temperature to the one that minimises the NLL of ``labels`` (held-out rows).
+
+    A 1-D search over a log grid (0.05 to 50): deterministic and needs no optimiser settings.
+    """
+    head.temperature.fill_(1.0)
+    logits = head(x)  # (n, K)
+    grid = torch.exp(torch.linspace(math.log(0.05), math.log(50.0), 400))
+    nll = torch.stack([torch.nn.functional.cross_entropy(logits / t, labels) for t in grid])
+    best = float(grid[int(nll.argmin())])
+    head.temperature.fill_(best)
+    return best
+
+
+class TrainingError(RuntimeError):
+    """Training cannot produce usable heads (one-line message)."""
+
+
+@contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record the wall time of the enclosed stage as ``timings[name + "_s"]``."""
+    t = time.perf_counter()
+    yield
+    timings[f"{name}_s"] = time.perf_counter() - t
+
+
+class Seeds:
+    """Every random choice of training, derived from the one ``seed``: one named stream per use."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __call__(self, use: str, index: int = 0) -> int:
+        return int.from_bytes(hashlib.sha256(f"{self.seed}:{use}:{index}".encode()).digest()[:4], "little")
+
+
 class DaarTrainer:
     """Estimator-shaped trainer: ``DaarTrainer(config).fit(rows)`` then ``.save(out)``.
 
-    Learned state (set only by ``fit``): ``probe_``, ``predictor_``, ``manifest_``, ``synthetic_``.
+    Learned state (set only by ``fit``): ``probe_``, ``predictor_``, ``manifest_``, ``synthetic_``,
+    ``pseudo_labels_``, ``probe_indices_``.
     """
 
     def __init__(self, config: TrainConfig | None = None) -> None:
         self.config = config or TrainConfig()
 
-    # -- stage 1 ---------------------------------------------------------------------------
+    # -- stage 1a: examples per domain ------------------------------------------------------
     def _synthesis_key(self, domains: list[Domain], backbone: Backbone, instruct_dir: Path) -> str:
+        """What the synthetic examples depend on: models, domains, options, seed (not the pool)."""
         c = self.config
         payload = {
             "backbone": backbone.fingerprint,
-            "instruct": None if c.seeds_only else model_fingerprint(instruct_dir),
+            "instruct": model_fingerprint(instruct_dir),
             "domains": [d.as_dict() for d in domains],
-            "synthesis": None if c.seeds_only else asdict(c.synthesis),
+            "synthesis": asdict(c.synthesis),
             "max_length": c.max_length,
             "template": TEMPLATE_VERSION,
             "seed": c.seed,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def _synthesize(self, domains: list[Domain], backbone: Backbone, reuse_from: Path | None) -> list[DomainSynthesis]:
+    def _examples(self, domains: list[Domain], backbone: Backbone) -> tuple[list[DomainSynthesis], dict]:
+        """Each domain's accepted examples and the manifest's synthesis entry.
+
+        Generated examples are cached by their key (``<cache>/synthesis/<key>.json``), so training
+        on another pool with the same model, domains and options generates nothing.
+        """
         c = self.config
+        embed = lambda texts: backbone.encode(texts).embeddings  # noqa: E731
+        if not c.synthesize:
+            logger.info("synthesis off (default): the domain file's examples anchor the pseudo-domains; --synthesize generates more")
+            synth = synthesize(domains, None, embed, c.synthesis, c.seed)
+            return synth, {"enabled": False, "per_domain": {s.name: s.summary() for s in synth}}
         instruct_dir = resolve_model(c.instruct_model) if c.instruct_model else backbone.model_dir
         key = self._synthesis_key(domains, backbone, instruct_dir)
-        self._synthesis_key_value = key
-        if reuse_from is not None and (reuse_from / SYNTHETIC).is_file():
-            try:
-                previous = read_manifest(reuse_from)
-            except Exception:  # noqa: BLE001 - an unreadable old bundle is simply not reused
-                previous = {}
-            if previous.get("synthesis", {}).get("key") == key:
-                logger.info(f"reusing the synthetic examples of {reuse_from} (same model, domains and options)")
-                results = {d.name: DomainSynthesis(d.name) for d in domains}
-                for row in read_synthetic(reuse_from):
-                    r = results[row["domain"]]
-                    r.examples.append({k: row[k] for k in ("instruction", "input", "output")})
-                    r.origins.append(row["origin"])
-                for name, summary in previous["synthesis"]["per_domain"].items():
-                    results[name].generated = summary["generated"]
-                    results[name].malformed = summary["malformed"]
-                    results[name].too_similar = summary["too_similar"]
-                return list(results.values())
-        generate = None
-        if not c.seeds_only:
-            generate = Generator(instruct_dir, backbone.device, c.synthesis)
-        embed = lambda texts: backbone.encode(texts).embeddings  # noqa: E731
-        return synthesize(domains, generate, embed, c.synthesis, c.seed)
+        path = cache_dir() / "synthesis" / f"{key}.json"
+        if path.is_file():
+            logger.info(f"reusing cached synthetic examples {path} (same models, domains and options)")
+            synth = [DomainSynthesis(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
+        else:
+            synth = synthesize(domains, Generator(instruct_dir, backbone.device, c.synthesis), embed, c.synthesis, c.seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp-{os.getpid()}")
+            tmp.write_text(json.dumps([asdict(s) for s in synth], ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, path)
+        return synth, {"enabled": True, "key": key, "per_domain": {s.name: s.summary() for s in synth}}
+
+    # -- stage 2: heads -------------------------------------------------------------------
+    def _probe(self, x: torch.Tensor, labels: torch.Tensor, val: np.ndarray, hidden: list[int], k: int, seed: int) -> tuple[Head, dict]:
+        """A domain probe fitted on rows not in ``val``, temperature-scaled on ``val`` when calibrating."""
+        probe = new_head(x.shape[1], k, hidden, seed)
+        fit = fit_head(probe, x, labels, val, self.config, seed)
+        fit["temperature"] = fit_temperature(probe, x[val], labels[val]) if self.config.calibrate else 1.0
+        return probe, fit
+
+    def _entropy_targets(self, probe: Head, x: torch.Tensor, labels: torch.Tensor, hidden: list[int], k: int, seeds: Seeds) -> torch.Tensor:
+        """Entropy of the probe's softmax per sample: out-of-fold by default, else in-sample."""
+        c = self.config
+        if c.entropy_targets == "in_sample":
+            with torch.no_grad():
+                return entropy(torch.softmax(probe(x), -1))
+        order = np.random.default_rng(seeds("folds")).permutation(len(x))
+        targets = torch.zeros(len(x))
+        for fold, held in enumerate(tqdm(np.array_split(order, c.folds), desc="cross-fit entropy", leave=False)):
+            rest = np.sort(np.setdiff1d(order, held))  # the held-out fold never touches its head
+            stop = np.sort(np.random.default_rng(seeds("fold_stop", fold)).permutation(len(rest))[: max(1, len(rest) // 10)])
+            head, _ = self._probe(x[rest], labels[rest], stop, hidden, k, seeds("fold_head", fold))
+            with torch.no_grad():
+                targets[held] = entropy(torch.softmax(head(x[held]), -1))
+        return targets
 
     # -- the whole fit ---------------------------------------------------------------------
-    def fit(self, rows: list[dict], reuse_from: str | Path | None = None) -> "DaarTrainer":
-        """Train on pool ``rows``; ``reuse_from`` names an earlier bundle whose synthesis may be reused."""
+    def fit(self, rows: list[dict]) -> "DaarTrainer":
+        """Train on pool ``rows``."""
         c = self.config
+        seeds = Seeds(c.seed)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         domains = load_domains(c.domains_file)
@@ -174,65 +250,60 @@ class DaarTrainer:
             raise CorpusError(f"the corpus has {len(usable)} rows with usable text; at least K={k} (one per domain) are needed")
         if len(usable) < len(rows):
             logger.warning(f"{len(rows) - len(usable)} of {len(rows)} corpus rows have no usable text and are not used for training")
-        rng = np.random.default_rng(c.seed)
-        probe_idx = np.sort(rng.choice(usable, size=min(c.probe_size, len(usable)), replace=False))
-        backbone = Backbone(c.model, c.num_layers, c.max_length, c.batch_size, pick_device(c.device))
-        timings["load_backbone_s"] = time.perf_counter() - t0
-
-        t = time.perf_counter()
-        synth = self._synthesize(domains, backbone, Path(reuse_from) if reuse_from else None)
-        timings["synthesis_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        encoded = backbone.encode([rendered[i].text for i in probe_idx], progress=True)
-        timings["features_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        synth_vectors = [backbone.encode([render(e).text for e in s.examples]).embeddings for s in synth]
-        pseudo = pseudo_labels(encoded.embeddings, centroids(synth_vectors), c.seed)
-        timings["pseudo_labels_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        x = torch.from_numpy(encoded.features)
-        labels = torch.from_numpy(pseudo.labels)
-        hidden = c.hidden or default_hidden(backbone.dim)
-        n = len(x)
-        val = np.sort(np.random.default_rng(c.seed + 1).permutation(n)[: max(1, int(round(n * c.val_fraction)))])
-        probe = new_head(backbone.dim, k, hidden, c.seed)
-        probe_fit = fit_head(probe, x, labels, val, c, c.seed)
-        with torch.no_grad():
-            probe_acc = float((probe(x[val]).argmax(-1) == labels[val]).float().mean())
-        targets = self._entropy_targets(probe, x, labels, hidden, k)
-        predictor = new_head(backbone.dim, 1, hidden, c.seed + 2)
-        predictor_fit = fit_head(predictor, x, targets, val, c, c.seed + 2)
-        with torch.no_grad():
-            pred_val = predictor(x[val]).squeeze(-1).numpy()
-        rho = spearmanr(pred_val, targets[val].numpy()).statistic
-        timings["heads_s"] = time.perf_counter() - t
+        probe_idx = np.sort(np.random.default_rng(seeds("probe_set")).choice(usable, size=min(c.probe_size, len(usable)), replace=False))
+        with timed(timings, "load_backbone"):
+            backbone = Backbone(c.model, c.num_layers, c.max_length, c.batch_size, pick_device(c.device))
+        with timed(timings, "synthesis"):
+            synth, synthesis_entry = self._examples(domains, backbone)
+        with timed(timings, "features"):
+            encoded = backbone.encode([rendered[i].text for i in probe_idx], progress=True)
+        with timed(timings, "pseudo_labels"):
+            anchors = [backbone.encode([render(e).text for e in s.examples]) for s in synth]
+            pseudo = pseudo_labels(
+                c.pseudo_labels, encoded.features, encoded.embeddings, [a.features for a in anchors],
+                [a.embeddings for a in anchors], seeds("clusters"), c.clusters_per_domain,
+            )
+        with timed(timings, "heads"):
+            x, labels = torch.from_numpy(encoded.features), torch.from_numpy(pseudo.labels)
+            hidden = c.hidden or default_hidden(backbone.dim)
+            n = len(x)
+            val = np.sort(np.random.default_rng(seeds("validation")).permutation(n)[: max(1, int(round(n * c.val_fraction)))])
+            probe, probe_fit = self._probe(x, labels, val, hidden, k, seeds("probe"))
+            with torch.no_grad():
+                probe_acc = float((probe(x[val]).argmax(-1) == labels[val]).float().mean())
+            targets = self._entropy_targets(probe, x, labels, hidden, k, seeds)
+            predictor = new_head(backbone.dim, 1, hidden, seeds("predictor"))
+            predictor_fit = fit_head(predictor, x, targets, val, c, seeds("predictor"))
+            with torch.no_grad():
+                pred_val = predictor(x[val]).squeeze(-1).numpy()
+            rho = spearmanr(pred_val, targets[val].numpy()).statistic
         timings["total_s"] = time.perf_counter() - t0
 
         metrics = {
             "probe_val_accuracy": round(probe_acc, 4),
             "probe_val_loss": round(probe_fit["val_loss"], 6),
             "probe_epochs": probe_fit["epochs"],
+            "probe_temperature": round(probe_fit["temperature"], 4),
             "predictor_val_mse": round(predictor_fit["val_loss"], 6),
             "predictor_val_spearman": round(float(rho), 4) if np.isfinite(rho) else None,
             "predictor_epochs": predictor_fit["epochs"],
             "entropy_target_mean": round(float(targets.mean()), 4),
+            "entropy_targets_below_0.1": round(float((targets < 0.1).float().mean()), 4),
+            "clusters": pseudo.clusters,
             "cluster_sizes": dict(zip([d.name for d in domains], pseudo.cluster_sizes)),
-            "centroid_shift": dict(zip([d.name for d in domains], pseudo.centroid_shift)),
             "n_pool": len(rows),
             "n_pool_no_text": len(rows) - len(usable),
             "n_probe": int(n),
             "n_val": int(len(val)),
             "timings_s": {key: round(v, 2) for key, v in timings.items()},
         }
+        for name, size in metrics["cluster_sizes"].items():
+            if size == 0:
+                logger.warning(f"no probe sample was labelled {name!r}: the pool may hold none, or its examples do not resemble it")
         self.probe_, self.predictor_ = probe, predictor
         self.pseudo_labels_ = pseudo.labels
         self.probe_indices_ = probe_idx
-        self.synthetic_ = [
-            {"domain": s.name, "origin": o, **e} for s in synth for e, o in zip(s.examples, s.origins)
-        ]
+        self.synthetic_ = [{"domain": s.name, "origin": o, **e} for s in synth for e, o in zip(s.examples, s.origins)]
         config = asdict(c)
         self.manifest_ = {
             "package_version": __version__,
@@ -247,32 +318,11 @@ class DaarTrainer:
             "text": {"template": TEMPLATE_VERSION, "fields": config.pop("fields")},
             "domains": [{"name": d.name, "description": d.description} for d in domains],
             "heads": {"hidden": hidden, "standardised_input": True},
-            "synthesis": {
-                "key": self._synthesis_key_value,
-                "seeds_only": c.seeds_only,
-                "per_domain": {s.name: s.summary() for s in synth},
-            },
+            "synthesis": synthesis_entry,
             "training": config,
             "metrics": metrics,
         }
         return self
-
-    def _entropy_targets(self, probe: Head, x: torch.Tensor, labels: torch.Tensor, hidden: list[int], k: int) -> torch.Tensor:
-        """Entropy of the probe's softmax per sample: out-of-fold by default, else in-sample."""
-        c = self.config
-        if c.entropy_targets == "in_sample":
-            with torch.no_grad():
-                return entropy(torch.softmax(probe(x), -1))
-        order = np.random.default_rng(c.seed + 3).permutation(len(x))
-        targets = torch.zeros(len(x))
-        for fold, held in enumerate(tqdm(np.array_split(order, c.folds), desc="cross-fit entropy", leave=False)):
-            rest = np.sort(np.setdiff1d(order, held))  # the held-out fold never touches its head
-            stop = np.sort(np.random.default_rng(c.seed + 10 + fold).permutation(len(rest))[: max(1, len(rest) // 10)])
-            head = new_head(x.shape[1], k, hidden, c.seed + 10 + fold)
-            fit_head(head, x[rest], labels[rest], stop, c, c.seed + 10 + fold)
-            with torch.no_grad():
-                targets[held] = entropy(torch.softmax(head(x[held]), -1))
-        return targets
 
     def save(self, out: str | Path) -> Path:
         """Write the bundle (atomic)."""

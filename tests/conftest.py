@@ -83,11 +83,11 @@ def theme_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory, tiny_model, theme_corpus) -> Path:
-    """A bundle trained on the tiny model, seeds only (fast, deterministic)."""
+    """A bundle trained on the tiny model with all training defaults (seed examples only: fast, deterministic)."""
     from data_juicer_daar.corpus import read_jsonl
     from data_juicer_daar.training import DaarTrainer, TrainConfig
 
-    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, seeds_only=True, max_epochs=30, folds=3)
+    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=30, folds=3)
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(out)
     return out

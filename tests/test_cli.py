@@ -25,7 +25,7 @@ def test_help_documents_every_option():
     assert top.returncode == 0 and all(c in top.stdout for c in ("train", "model", "demo-corpus", "embed", "report"))
     train = run("daar", "train", "--help").stdout
     for option in ("--corpus", "--out", "--model", "--instruct-model", "--domains", "--layers", "--max-length", "--probe-size",
-                   "--seeds-only", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
+                   "--synthesize", "--pseudo-labels", "--clusters-per-domain", "--no-calibrate", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
                    "--folds", "--seed", "--format", "--instruction-key", "--device", "--batch-size", "--hidden"):
         assert option in train, option
 
@@ -41,7 +41,7 @@ def test_help_documents_every_option():
 def test_train_bad_corpus_is_one_line(tmp_path, tiny_model, content, message):
     corpus = tmp_path / "pool.jsonl"
     corpus.write_text(content)
-    result = run("daar", "train", "--corpus", str(corpus), "--out", str(tmp_path / "b"), "--model", str(tiny_model), "--seeds-only")
+    result = run("daar", "train", "--corpus", str(corpus), "--out", str(tmp_path / "b"), "--model", str(tiny_model))
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
@@ -52,10 +52,10 @@ def test_train_bad_model_path_is_one_line(tmp_path, theme_corpus):
     assert result.returncode == 2 and "not a local Hugging Face model directory" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cli_train_seeds_only_on_tiny_model(tmp_path, tiny_model, theme_corpus):
+def test_cli_train_on_tiny_model(tmp_path, tiny_model, theme_corpus):
     out = tmp_path / "bundle"
     result = run("daar", "train", "--corpus", str(theme_corpus), "--out", str(out), "--model", str(tiny_model),
-                 "--layers", "2", "--max-length", "64", "--seeds-only", "--max-epochs", "20", "--folds", "3")
+                 "--layers", "2", "--max-length", "64", "--max-epochs", "20", "--folds", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "probe_val_accuracy" in result.stdout and (out / "manifest.json").is_file()
 

@@ -238,7 +238,7 @@ def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus,
     rows = read_jsonl(theme_corpus)
 
     def train(seed):
-        config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, seeds_only=True, max_epochs=20, folds=3, seed=seed)
+        config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3, seed=seed)
         DaarTrainer(config).fit(rows).save(bundle)
 
     train(1)

@@ -3,19 +3,21 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import theme_rows, write_jsonl
 from data_juicer_daar.bundle import BundleError, load_bundle, read_synthetic
-from data_juicer_daar.centroids import centroids, pseudo_labels
+from data_juicer_daar.centroids import METHODS, pseudo_labels
 from data_juicer_daar.corpus import CorpusError, read_jsonl
 from data_juicer_daar.domains import DomainFileError, load_domains
 from data_juicer_daar.scoring import Scorer
 from data_juicer_daar.synthesis import SynthesisConfig, parse_example
-from data_juicer_daar.training import DaarTrainer, TrainConfig
+from data_juicer_daar.heads import Head
+from data_juicer_daar.training import DaarTrainer, TrainConfig, TrainingError, fit_head, fit_temperature
 
 
 def tiny_config(tiny_model, **kw):
-    base = dict(model=str(tiny_model), num_layers=2, max_length=64, seeds_only=True, max_epochs=30, folds=3)
+    base = dict(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=30, folds=3)
     return TrainConfig(**{**base, **kw})
 
 
@@ -60,20 +62,66 @@ def test_bad_domain_files(tmp_path, content, message):
         load_domains(path)
 
 
-def test_kmeans_starts_at_centroids_and_reports():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(0, 0.1, (20, 4)) + [5, 0, 0, 0], rng.normal(0, 0.1, (30, 4)) + [0, 5, 0, 0]
-    init = centroids([a[:3], b[:3]])
-    result = pseudo_labels(np.vstack([a, b]), init, seed=0)
-    assert result.labels.tolist() == [0] * 20 + [1] * 30
-    assert result.cluster_sizes == [20, 30]
-    assert all(0 <= s < 0.01 for s in result.centroid_shift)
+def blobs(sizes: list[int], seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Points around K orthogonal directions (``sizes`` per domain) and 3 anchors per domain."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(len(sizes), 8) * 5
+    points = np.vstack([rng.normal(0, 0.5, (n, 8)) + c for n, c in zip(sizes, centres)])
+    anchors = [rng.normal(0, 0.5, (3, 8)) + c for c in centres]
+    return points, anchors
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_pseudo_label_method_recovers_separated_domains(method):
+    points, anchors = blobs([20, 30, 25, 15])
+    result = pseudo_labels(method, points, points, anchors, anchors, seed=0, clusters_per_domain=2)
+    assert result.labels.tolist() == [0] * 20 + [1] * 30 + [2] * 25 + [3] * 15
+    assert result.cluster_sizes == [20, 30, 25, 15]
+    assert result.clusters == (8 if method == "overcluster_cosine" else 4)
+
+
+def test_overclustering_keeps_a_skewed_pool_whole():
+    # a big domain made of three sub-areas: a K-cluster cut spends clusters on it, over-clustering does not
+    rng = np.random.default_rng(1)
+    sub = [np.eye(1, 8, 4 + j)[0] * 3 for j in range(3)]
+    big = np.vstack([rng.normal(0, 0.3, (60, 8)) + np.eye(1, 8, 0)[0] * 5 + s for s in sub])
+    small = [rng.normal(0, 0.3, (n, 8)) + np.eye(1, 8, i)[0] * 5 for i, n in ((1, 12), (2, 8), (3, 5))]
+    points = np.vstack([big, *small])
+    anchors = [np.vstack([np.eye(1, 8, 0)[0] * 5 + s for s in sub])] + [np.eye(1, 8, i) * 5 for i in (1, 2, 3)]
+    truth = [0] * 180 + [1] * 12 + [2] * 8 + [3] * 5
+    assert pseudo_labels("overcluster_cosine", points, points, anchors, anchors, seed=0).labels.tolist() == truth
+
+
+def test_pseudo_labels_refuse_bad_input():
+    points, anchors = blobs([5, 5])
     with pytest.raises(ValueError, match="at least K=2"):
-        pseudo_labels(a[:1], init, seed=0)
+        pseudo_labels("kmeans_cosine", points[:1], points[:1], anchors, anchors, seed=0)
+    with pytest.raises(ValueError, match="must be one of"):
+        pseudo_labels("spectral", points, points, anchors, anchors, seed=0)
+
+
+def test_fit_temperature_minimises_held_out_nll():
+    torch.manual_seed(0)
+    head = Head(4, 3, [8])
+    x = torch.randn(400, 4)
+    with torch.no_grad():
+        labels = head(x).argmax(-1)
+    labels[::3] = torch.randint(0, 3, (len(labels[::3]),))  # a third relabelled at random: the optimum is interior
+    t = fit_temperature(head, x, labels)
+    with torch.no_grad():
+        nll = lambda temp: float(torch.nn.functional.cross_entropy(head.mlp((x - head.mean) / head.scale) / temp, labels))  # noqa: E731
+    assert float(head.temperature) == t
+    assert nll(t) <= min(nll(t * 0.8), nll(t * 1.25), nll(1.0)) + 1e-6
+
+
+def test_non_finite_features_fail_in_one_line(tiny_model):
+    x = torch.full((20, 4), float("nan"))
+    with pytest.raises(TrainingError, match="never finite"):
+        fit_head(Head(4, 2, [8]), x, torch.zeros(20, dtype=torch.long), np.arange(4), tiny_config(tiny_model, max_epochs=3), seed=0)
 
 
 # -- the whole fit -------------------------------------------------------------------------------
-def test_train_seeds_only_learns_the_themes(tiny_bundle, theme_corpus):
+def test_train_with_defaults_learns_the_themes(tiny_bundle, theme_corpus):
     bundle = load_bundle(tiny_bundle)
     m = bundle.manifest
     assert m["backbone"]["num_layers"] == 2 and m["backbone"]["max_length"] == 64
@@ -85,7 +133,9 @@ def test_train_seeds_only_learns_the_themes(tiny_bundle, theme_corpus):
     assert 0 <= metrics["entropy_target_mean"] <= math.log(4)
     assert set(metrics["timings_s"]) >= {"synthesis_s", "features_s", "pseudo_labels_s", "heads_s"}
     synthetic = read_synthetic(tiny_bundle)
-    assert len(synthetic) == 20 and {r["origin"] for r in synthetic} == {"seed"}
+    assert len(synthetic) == 48 and {r["origin"] for r in synthetic} == {"seed"}
+    assert m["synthesis"]["enabled"] is False and metrics["clusters"] == 12
+    assert metrics["probe_temperature"] > 0 and m["training"]["pseudo_labels"] == "overcluster_cosine"
 
 
 def test_same_seed_same_bundle(tiny_model, theme_corpus, tmp_path):
@@ -108,19 +158,18 @@ def test_in_sample_targets_are_more_confident(tiny_model, theme_corpus):
     assert inside <= cross
 
 
-def test_generation_runs_and_is_reused(tiny_model, theme_corpus, tmp_path):
-    synth = SynthesisConfig(warmup=2, n_per_domain=7, max_attempts=2, batch=2, max_new_tokens=12)
-    config = tiny_config(tiny_model, seeds_only=False, synthesis=synth)
+def test_generation_runs_and_is_cached_across_pools(tiny_model, theme_corpus):
+    synth = SynthesisConfig(warmup=2, n_per_domain=15, max_attempts=2, batch=2, max_new_tokens=12)
+    config = tiny_config(tiny_model, synthesize=True, synthesis=synth)
     rows = read_jsonl(theme_corpus)
-    out = tmp_path / "gen"
     first = DaarTrainer(config).fit(rows)
-    first.save(out)
     summary = first.manifest_["synthesis"]["per_domain"]["coding"]
     assert summary["generated"] == 4  # warm-up 2 + one augmentation round of 2
-    assert summary["seeds"] == 5 and summary["generated"] == summary["accepted"] + summary["malformed"] + summary["too_similar"]
-    again = DaarTrainer(config).fit(rows, reuse_from=out)
+    assert summary["seeds"] == 12 and summary["generated"] == summary["accepted"] + summary["malformed"] + summary["too_similar"]
+    again = DaarTrainer(config).fit(rows[::2])  # another pool: same models, domains and options
     assert again.synthetic_ == first.synthetic_
-    assert again.manifest_["synthesis"] == first.manifest_["synthesis"]
+    assert again.manifest_["synthesis"] == first.manifest_["synthesis"] and first.manifest_["synthesis"]["enabled"]
+    assert again.manifest_["metrics"]["timings_s"]["synthesis_s"] < first.manifest_["metrics"]["timings_s"]["synthesis_s"]
 
 
 def test_scorer_outputs(tiny_bundle):

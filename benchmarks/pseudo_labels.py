@@ -1,0 +1,123 @@
+"""Pseudo-labelling methods x evaluation pools: how well each label-free cut recovers the true domains.
+
+For every pool of ``eval_pools.py`` and every method of ``data_juicer_daar.centroids`` (over-clustering
+at several clusters-per-domain counts), the Hungarian-matched agreement of the pseudo-labels with the
+true domains, averaged over k-means seeds 0-4 (sd alongside), with the default domain file's seed
+examples as anchors; ``--anchors`` also tries the first 5 seeds per domain only (the old domain file)
+and a bundle's synthetic examples. A supervised linear probe on the same features is the ceiling.
+
+Usage: python benchmarks/pseudo_labels.py [--layers 3] [--bundle outputs/demo/probe]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import OUT, RESULTS, machine, save  # noqa: E402
+from eval_pools import POOLS, pool_path  # noqa: E402
+
+SEEDS = range(5)
+
+
+def hungarian_accuracy(pred, truth) -> float:
+    """Share of rows on the diagonal after the best one-to-one matching of labels to true domains."""
+    from scipy.optimize import linear_sum_assignment
+
+    p_names, t_names = sorted(set(pred)), sorted(set(truth))
+    table = np.zeros((len(p_names), len(t_names)))
+    for p, t in zip(pred, truth):
+        table[p_names.index(p), t_names.index(t)] += 1
+    rows, cols = linear_sum_assignment(-table)
+    return float(table[rows, cols].sum() / len(pred))
+
+
+def encode_cached(backbone, texts: list[str], tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(features, embeddings) of ``texts`` under ``backbone``, cached by texts and backbone settings."""
+    key = json.dumps([backbone.fingerprint, backbone.num_layers, backbone.max_length, texts])
+    path = OUT / "encoded" / f"{tag}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    if not path.is_file():
+        enc = backbone.encode(texts, progress=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=enc.features, embeddings=enc.embeddings)
+    data = np.load(path)
+    return data["features"], data["embeddings"]
+
+
+def linear_ceiling(features: np.ndarray, truth: list[str]) -> float:
+    """5-fold accuracy of a logistic regression trained on the TRUE domains (what the features hold)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(model, features, truth, cv=5).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=3, help="decoder blocks kept, L (default: 3)")
+    parser.add_argument("--bundle", default=None, help="also try this bundle's synthetic examples as anchors")
+    args = parser.parse_args()
+
+    from data_juicer_daar.backbone import Backbone
+    from data_juicer_daar.bundle import read_synthetic
+    from data_juicer_daar.centroids import METHODS, pseudo_labels
+    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.domains import load_domains
+    from data_juicer_daar.text import render
+
+    backbone = Backbone(None, num_layers=args.layers)
+    domains = load_domains()
+    anchor_sets = {
+        "seeds (12/domain)": [[render(e).text for e in d.examples] for d in domains],
+        "seeds (first 5/domain)": [[render(e).text for e in d.examples[:5]] for d in domains],
+    }
+    if args.bundle:
+        synthetic = read_synthetic(Path(args.bundle))
+        anchor_sets["seeds + synthetic"] = [
+            anchor_sets["seeds (12/domain)"][i] + [render(s).text for s in synthetic if s["domain"] == d.name and s["origin"] != "seed"]
+            for i, d in enumerate(domains)
+        ]
+    anchors = {
+        name: [encode_cached(backbone, texts, "anchors") for texts in per_domain] for name, per_domain in anchor_sets.items()
+    }
+    variants = [("kmeans_embedding", 0), ("kmeans_cosine", 0)] + [("overcluster_cosine", c) for c in (2, 3, 4, 5)]
+    assert {m for m, _ in variants} == set(METHODS)
+    table: dict = {}
+    for pool in POOLS:
+        rows = read_jsonl(pool_path(pool))
+        truth = [r["source_domain"] for r in rows]
+        features, embeddings = encode_cached(backbone, [render(r).text for r in rows], pool)
+        table.setdefault("supervised linear probe (ceiling)", {})[pool] = {"mean": linear_ceiling(features, truth), "sd": 0.0}
+        for anchor_name, enc in anchors.items():
+            for method, per in variants:
+                name = f"{method}{f' x{per}' if per else ''} | {anchor_name}"
+                scores = [
+                    hungarian_accuracy(
+                        pseudo_labels(method, features, embeddings, [f for f, _ in enc], [e for _, e in enc], seed, per or 3).labels.tolist(),
+                        truth,
+                    )
+                    for seed in SEEDS
+                ]
+                table.setdefault(name, {})[pool] = {"mean": float(np.mean(scores)), "sd": float(np.std(scores))}
+                print(f"{pool:10s} {name:55s} {np.mean(scores):.3f} ± {np.std(scores):.3f}", flush=True)
+    for scores in table.values():
+        scores["min over pools"] = min(s["mean"] for s in scores.values())
+    save(f"pseudo_labels_L{args.layers}", {"machine": machine(), "layers": args.layers, "table": table})
+    lines = [f"| method (L={args.layers}) \\| anchors | " + " | ".join(POOLS) + " | min |", "|---" * (len(POOLS) + 2) + "|"]
+    for name, scores in table.items():
+        lines.append(f"| {name} | " + " | ".join(f"{scores[p]['mean']:.3f} ± {scores[p]['sd']:.3f}" for p in POOLS) + f" | {scores['min over pools']:.3f} |")
+    (RESULTS / f"pseudo_labels_L{args.layers}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
