@@ -13,7 +13,8 @@ cross-entropy per answer token on the held-out rows of each true domain, their a
 over seeds, and the model before fine-tuning ("base").
 
 Usage:
-  python benchmarks/downstream_proxy.py --quick   # this CPU: ~15 min (+ ~20 min once, to fill the pool caches)
+  python benchmarks/downstream_proxy.py --quick   # this CPU: ~25 min (+ ~20 min once, to fill the pool caches)
+  python benchmarks/downstream_proxy.py --quick --pool imbalanced --heldout 25   # the skewed pool
   python benchmarks/downstream_proxy.py           # full mode, meant for a GPU (--device cuda)
 Any setting of a mode can be overridden, e.g. ``--quick --seeds 0 --selectors random,DaaR overall``.
 """
@@ -38,6 +39,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, save  # noqa: E402
+from eval_pools import POOLS  # noqa: E402
 from labelled_pool import DOMAINS, SELECTORS, load_pool, selections  # noqa: E402
 
 from data_juicer_daar.backbone import Backbone, pick_device  # noqa: E402
@@ -64,7 +66,7 @@ class ProxyConfig:
             raise ValueError(f"need max_length >= 2, lr > 0, at least one seed and ratio in (0, 1]; got {self}")
 
 
-QUICK = ProxyConfig(blocks=2, max_length=256, tokens=32_768, seeds=(0, 1), heldout=40)
+QUICK = ProxyConfig(blocks=2, max_length=256, tokens=32_768, seeds=(0, 1, 2), heldout=40)
 FULL = ProxyConfig(blocks=8, max_length=1024, tokens=131_072, seeds=(0, 1, 2), heldout=100, batch_rows=16, lr=1e-4)
 
 Item = tuple[list[int], int]  # (token ids of prompt + answer, index where the answer starts)
@@ -230,12 +232,18 @@ def stratified(truth: list[str], per_domain: int, seed: int = 0) -> list[int]:
     return sorted(int(i) for i in np.concatenate(picked))
 
 
-def summarise(runs: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Mean and sample standard deviation over seeds of every held-out loss."""
+def relative_gain(losses: dict[str, float], base: dict[str, float]) -> float:
+    """Mean over the true domains of the loss reduction relative to the base model: every domain
+    counts the same whatever its loss scale, so no one source's answer format dominates."""
+    return float(np.mean([(base[d] - losses[d]) / base[d] for d in DOMAINS]))
+
+
+def summarise(runs: dict[str, list[dict]], base: dict[str, float]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean and sample standard deviation over seeds of every held-out loss and the relative gain."""
     table = {}
     for name, per_seed in runs.items():
-        keys = [*DOMAINS, "average"]
-        values = np.array([[run["heldout"]["by_domain"][k] for k in keys] for run in per_seed])
+        keys = [*DOMAINS, "average", "relative_gain"]
+        values = np.array([[*(run["heldout"]["by_domain"][k] for k in keys[:-1]), relative_gain(run["heldout"]["by_domain"], base)] for run in per_seed])
         sd = values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(keys))
         table[name] = {k: {"mean": float(m), "sd": float(s)} for k, m, s in zip(keys, values.mean(0), sd)}
     return table
@@ -244,14 +252,18 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, floa
 def markdown(base: dict[str, float], table: dict, seeds: int) -> str:
     keys = [*DOMAINS, "average"]
     lines = [
-        f"| fine-tuned on | {' | '.join(keys)} | Δ average vs base |",
-        "|---" + "|---:" * (len(keys) + 1) + "|",
-        f"| base (no fine-tune) | {' | '.join(f'{base[k]:.3f}' for k in keys)} | |",
+        f"| fine-tuned on | {' | '.join(keys)} | Δ average vs base | relative gain |",
+        "|---" + "|---:" * (len(keys) + 2) + "|",
+        f"| base (no fine-tune) | {' | '.join(f'{base[k]:.3f}' for k in keys)} | | |",
     ]
     for name, row in table.items():
         cells = " | ".join(f"{row[k]['mean']:.3f} ± {row[k]['sd']:.3f}" for k in keys)
-        lines.append(f"| {name} | {cells} | {row['average']['mean'] - base['average']:+.3f} |")
-    lines.append(f"\nHeld-out cross-entropy per answer token (lower is better); mean ± sd over {seeds} seeds.")
+        gain = row["relative_gain"]
+        lines.append(f"| {name} | {cells} | {row['average']['mean'] - base['average']:+.3f} | {gain['mean']:.3f} ± {gain['sd']:.3f} |")
+    lines.append(
+        f"\nHeld-out cross-entropy per answer token (lower is better); relative gain = mean over the four "
+        f"true domains of (base - loss) / base (higher is better); mean ± sd over {seeds} seeds."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -262,6 +274,7 @@ def main() -> None:
         kind = {"int": int, "float": float}.get(field.type, str)  # seeds: "0,1"
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None)
     parser.add_argument("--selectors", default=",".join(SELECTORS), help="comma-separated subset of the selectors")
+    parser.add_argument("--pool", default="demo", choices=POOLS, help="labelled pool of eval_pools.py (default: demo)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     args = parser.parse_args()
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ProxyConfig) if getattr(args, f.name) is not None}
@@ -278,7 +291,7 @@ def main() -> None:
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
 
-    pool = load_pool()
+    pool = load_pool(args.pool)
     try:
         heldout = stratified(pool.truth, cfg.heldout)
     except ValueError as error:
@@ -315,12 +328,13 @@ def main() -> None:
             runs.setdefault(name, []).append(run)
             logger.info(f"{name} seed {seed}: {run['rows']} rows, {run['tokens']} tokens -> held-out {run['heldout']['by_domain']['average']:.4f}")
 
-    table = summarise(runs)
+    table = summarise(runs, base["by_domain"])
     mode = "quick" if args.quick else "full"
     result = {
         "machine": machine(),
         "device": model.device,
         "mode": mode,
+        "pool": args.pool,
         "config": dataclasses.asdict(cfg),
         "selection_pool_rows": len(among),
         "heldout_rows": len(heldout),
@@ -334,9 +348,9 @@ def main() -> None:
         "wall_s": time.perf_counter() - t0,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    path = save(f"downstream_proxy_{mode}", result)
+    path = save(f"downstream_proxy_{mode}_{args.pool}", result)
     text = markdown(base["by_domain"], table, len(cfg.seeds))
-    (RESULTS / f"downstream_proxy_{mode}.md").write_text(text)
+    (RESULTS / f"downstream_proxy_{mode}_{args.pool}.md").write_text(text)
     print(text)
     print(f"wall {result['wall_s']:.0f} s; results: {path}")
 

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from data_juicer_daar.scoring import Scorer
 
 DOMAINS = ["common_sense", "reasoning", "mathematics", "coding"]
-SELECTORS = ["random", "longest instruction", "k-means inter", "k-means intra", "k-means global", "DaaR overall", "DaaR balanced"]
+SELECTORS = [
+    "random", "longest instruction", "k-means inter", "k-means intra", "k-means global",
+    "DaaR overall", "DaaR balanced", "DaaR overall (probe entropy)", "DaaR balanced (probe entropy)",
+]
 
 
 def cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -49,6 +52,7 @@ class Pool:
     embeddings: np.ndarray  # (n, d) token-embedding means (DaaR's stage 1)
     upstream: np.ndarray  # (n, d) the upstream k-means selector's embeddings
     reward: np.ndarray  # (n,) DaaR predicted diversity reward
+    entropy: np.ndarray  # (n,) the probe's own (calibrated) entropy
     domains: list[str]  # DaaR probe's domain per row
     scorer: "Scorer"  # the demo bundle's scorer (its backbone is loaded)
 
@@ -114,7 +118,7 @@ def load_pool(name: str = "demo") -> Pool:
     features = cached("features", backbone_key, lambda: encode("features"))
     embeddings = cached("embeddings", backbone_key, lambda: encode("embeddings"))
     scores = scorer.score_features(features, np.array([bool(t) for t in texts]))
-    return Pool(name, rows, [r["source_domain"] for r in rows], texts, features, embeddings, upstream_vectors(texts), scores.reward, scores.domains, scorer)
+    return Pool(name, rows, [r["source_domain"] for r in rows], texts, features, embeddings, upstream_vectors(texts), scores.reward, scores.entropy, scores.domains, scorer)
 
 
 def selections(pool: Pool, ratio: float, among: np.ndarray | None = None) -> dict[str, list[int]]:
@@ -131,5 +135,7 @@ def selections(pool: Pool, ratio: float, among: np.ndarray | None = None) -> dic
         **{f"k-means {s}": upstream_kmeans_select(pool.upstream[among], ratio, s) for s in ("inter", "intra", "global")},
         "DaaR overall": select(pool.reward[among], domains, k).tolist(),
         "DaaR balanced": select(pool.reward[among], domains, k, balanced).tolist(),
+        "DaaR overall (probe entropy)": select(pool.entropy[among], domains, k).tolist(),
+        "DaaR balanced (probe entropy)": select(pool.entropy[among], domains, k, balanced).tolist(),
     }
     return {name: sorted(int(among[i]) for i in local[name]) for name in SELECTORS}

@@ -22,20 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, RESULTS, machine, save  # noqa: E402
 from eval_pools import POOLS, pool_path  # noqa: E402
+from labelled_pool import hungarian_accuracy  # noqa: E402
 
 SEEDS = range(5)
-
-
-def hungarian_accuracy(pred, truth) -> float:
-    """Share of rows on the diagonal after the best one-to-one matching of labels to true domains."""
-    from scipy.optimize import linear_sum_assignment
-
-    p_names, t_names = sorted(set(pred)), sorted(set(truth))
-    table = np.zeros((len(p_names), len(t_names)))
-    for p, t in zip(pred, truth):
-        table[p_names.index(p), t_names.index(t)] += 1
-    rows, cols = linear_sum_assignment(-table)
-    return float(table[rows, cols].sum() / len(pred))
 
 
 def encode_cached(backbone, texts: list[str], tag: str) -> tuple[np.ndarray, np.ndarray]:

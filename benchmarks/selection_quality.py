@@ -1,12 +1,13 @@
-"""Selection quality on a labelled pool: the demo corpus with its source domains hidden from the method.
+"""Selection quality on a labelled pool (``eval_pools.py``) with its source domains hidden from the method.
 
 Reports (1) how well pseudo-domains agree with the true domains (Hungarian-matched accuracy), for the
-k-means pseudo-labels of training and for the trained probe's predictions; (2) for each selector at
+pseudo-labels of training (the bundle's method, and the paper's k-means on embedding-layer means with
+the same anchors) and for the trained probe's predictions, and the reward's spread; (2) for each selector at
 20 %: the true-domain distribution of the selection, its normalised domain entropy and its mean
 pairwise cosine distance (in the L=3 feature space, the same for every selector). Writes a JSON,
 a markdown table and a PNG plot.
 
-Usage: python benchmarks/selection_quality.py [--ratio 0.2]
+Usage: python benchmarks/selection_quality.py [--ratio 0.2] [--pool demo|imbalanced|held_out]
 """
 
 from __future__ import annotations
@@ -18,21 +19,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, ratio, save  # noqa: E402
-from labelled_pool import DOMAINS, load_pool, selections  # noqa: E402
-
-
-def hungarian_accuracy(pred: list, truth: list) -> float:
-    from scipy.optimize import linear_sum_assignment
-
-    p_names, t_names = sorted(set(pred)), sorted(set(truth))
-    table = np.zeros((len(p_names), len(t_names)))
-    for p, t in zip(pred, truth):
-        table[p_names.index(p), t_names.index(t)] += 1
-    rows, cols = linear_sum_assignment(-table)
-    return float(table[rows, cols].sum() / len(pred))
+from eval_pools import POOLS  # noqa: E402
+from labelled_pool import DOMAINS, hungarian_accuracy, load_pool, selections  # noqa: E402
 
 
 def describe(idx: list[int], truth: list[str], features: np.ndarray) -> dict:
@@ -53,37 +45,52 @@ def describe(idx: list[int], truth: list[str], features: np.ndarray) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ratio", type=ratio, default=0.2, help="fraction each selector keeps, in (0, 1]")
+    parser.add_argument("--pool", default="demo", choices=POOLS, help="labelled pool of eval_pools.py (default: demo)")
     args = parser.parse_args()
 
     from data_juicer_daar.bundle import read_synthetic
-    from data_juicer_daar.centroids import centroids, pseudo_labels
+    from data_juicer_daar.centroids import pseudo_labels
     from data_juicer_daar.text import render
+    from data_juicer_daar.training import Seeds
 
-    pool = load_pool()
+    pool = load_pool(args.pool)
     truth, features = pool.truth, pool.features
     bundle = pool.scorer.bundle
+    training = bundle.manifest["training"]
     synthetic = read_synthetic(bundle.path)
-    backbone = pool.scorer.backbone
-    per_domain = [[render(s).text for s in synthetic if s["domain"] == d] for d in bundle.domains]
-    cents = centroids([backbone.encode(t).embeddings for t in per_domain])
-    kmeans = pseudo_labels(pool.embeddings, cents, seed=bundle.manifest["training"]["seed"])
+    anchors = [pool.scorer.backbone.encode([render(s).text for s in synthetic if s["domain"] == d]) for d in bundle.domains]
+
+    def agreement_of(method: str) -> float:
+        labels = pseudo_labels(method, features, pool.embeddings, [a.features for a in anchors], [a.embeddings for a in anchors],
+                               Seeds(training["seed"])("clusters"), training["clusters_per_domain"]).labels
+        return hungarian_accuracy(labels.tolist(), truth)
+
     agreement = {
-        "kmeans_pseudo_labels": hungarian_accuracy(kmeans.labels.tolist(), truth),
+        f"pseudo_labels ({training['pseudo_labels']})": agreement_of(training["pseudo_labels"]),
+        "pseudo_labels (kmeans_embedding, the paper's)": agreement_of("kmeans_embedding"),
         "probe_predictions": hungarian_accuracy(pool.domains, truth),
         "probe_named_domain_accuracy": float(np.mean([p == t for p, t in zip(pool.domains, truth)])),
+    }
+    k = int(args.ratio * len(truth))
+    top = np.argsort(-pool.reward, kind="stable")[:k]
+    spread = {
+        "reward_below_0.1_nats": int((pool.reward < 0.1).sum()),
+        f"top_{k}_rows_with_reward_below_0.1": int((pool.reward[top] < 0.1).sum()),
+        "reward_mean": float(pool.reward.mean()),
+        "entropy_reward_spearman": float(spearmanr(pool.reward, pool.entropy).statistic),
     }
     selected = selections(pool, args.ratio)
     table = {name: describe(idx, truth, features) for name, idx in selected.items()}
     table["whole pool"] = describe(list(range(len(truth))), truth, features)
-    result = {"machine": machine(), "ratio": args.ratio, "agreement": agreement, "selectors": table, "bundle_metrics": bundle.manifest["metrics"]}
-    save("selection_quality", result)
+    result = {"machine": machine(), "pool": args.pool, "ratio": args.ratio, "agreement": agreement, "reward_spread": spread, "selectors": table, "bundle_metrics": bundle.manifest["metrics"]}
+    save(f"selection_quality_{args.pool}", result)
 
     lines = ["| selector | n | " + " | ".join(DOMAINS) + " | norm. entropy | mean pairwise cos. dist. |", "|---" * (len(DOMAINS) + 4) + "|"]
     for name, d in table.items():
         lines.append(f"| {name} | {d['n']} | " + " | ".join(f"{100 * d['shares'][x]:.1f} %" for x in DOMAINS) + f" | {d['norm_entropy']:.3f} | {d['mean_pairwise_cos_dist']:.4f} |")
-    (RESULTS / "selection_quality.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"selection_quality_{args.pool}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print({k: round(v, 4) for k, v in agreement.items()})
+    print({k: round(v, 4) for k, v in {**agreement, **spread}.items()})
 
     import matplotlib
 
@@ -98,11 +105,11 @@ def main() -> None:
         ax.bar(names, vals, bottom=bottom, label=d)
         bottom += vals
     ax.set_ylabel("share of selection (true domain)")
-    ax.set_title(f"True-domain mix of each {int(100 * args.ratio)} % selection (demo corpus)")
+    ax.set_title(f"True-domain mix of each {int(100 * args.ratio)} % selection ({args.pool} pool)")
     ax.tick_params(axis="x", rotation=25)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    fig.savefig(RESULTS / "selection_quality.png", dpi=110)
+    fig.savefig(RESULTS / f"selection_quality_{args.pool}.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class PseudoLabels:
     labels: np.ndarray  # (n,) int: pseudo-domain per probe sample
     cluster_sizes: list[int]  # samples per domain, bundle order
     clusters: int  # k-means clusters the probe set was cut into (K unless over-clustering)
+    guesses: np.ndarray  # (n,) int: each sample's own likeliest domain (over-clustering), else ``labels``
 
 
 def centroids(vectors_per_domain: list[np.ndarray]) -> np.ndarray:
@@ -78,12 +79,14 @@ def pseudo_labels(
     if method == "kmeans_embedding":
         km = _kmeans(embeddings.astype(np.float64), centroids(anchor_embeddings), seed)
         labels, clusters = km.labels_, k
+        guess = labels
     else:
         space = CosineSpace(features)
         x = space(features.astype(np.float64))  # (n, d)
         anchors = [space(a.astype(np.float64)) for a in anchor_features]  # K x (m_k, d)
         if method == "kmeans_cosine":
             labels, clusters = _kmeans(x, centroids(anchors), seed).labels_, k
+            guess = labels
         else:
             clusters = min(k * clusters_per_domain, x.shape[0])
             members = _kmeans(x, clusters, seed).labels_  # (n,)
@@ -93,4 +96,4 @@ def pseudo_labels(
             np.add.at(votes, (members, guess), 1)
             labels = votes.argmax(1)[members]
     labels = np.asarray(labels, dtype=np.int64)
-    return PseudoLabels(labels, np.bincount(labels, minlength=k).tolist(), int(clusters))
+    return PseudoLabels(labels, np.bincount(labels, minlength=k).tolist(), int(clusters), np.asarray(guess, dtype=np.int64))

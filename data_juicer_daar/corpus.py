@@ -10,8 +10,9 @@ class CorpusError(ValueError):
     """The corpus cannot be used (one-line message naming the file and line)."""
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """All rows of a JSONL file; every non-blank line must be a JSON object."""
+def read_jsonl(path: str | Path, allow_empty: bool = False) -> list[dict]:
+    """All rows of a JSONL file; every non-blank line must be a JSON object. A file with no rows
+    is an error unless ``allow_empty`` (e.g. a selection that legitimately kept nothing)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -28,6 +29,6 @@ def read_jsonl(path: str | Path) -> list[dict]:
         if not isinstance(row, dict):
             raise CorpusError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
-    if not rows:
+    if not rows and not allow_empty:
         raise CorpusError(f"corpus {path} is empty")
     return rows

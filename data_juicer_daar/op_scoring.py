@@ -23,8 +23,7 @@ from data_juicer.utils.constant import Fields
 from loguru import logger
 
 from . import keys
-from .bundle import manifest_fingerprint, read_manifest
-from .scoring import Scorer, Scores
+from .scoring import Scorer, Scores, check_bundle
 from .text import FORMATS, TextFields, render
 
 MODEL_TYPE = "daar_scorer"
@@ -47,6 +46,7 @@ class Scored:
     reward: list[float]
     entropy: list[float]
     issues: list[str]
+    bundle: str  # fingerprint of the bundle whose heads actually scored the batch
 
 
 class ScoringOp:
@@ -79,11 +79,13 @@ class ScoringOp:
             raise ValueError(f"{self._name}: model_batch_size must be a positive integer, got {model_batch_size!r}")
         if text_format not in FORMATS:
             raise ValueError(f"{self._name}: text_format must be one of {', '.join(FORMATS)}, got {text_format!r}")
-        manifest = read_manifest(probe_path)  # cheap: a missing or newer bundle fails here, at start
+        # everything checkable without the forward pass fails here, at start, in one line: a worker's
+        # error would be swallowed by skip_op_error and its rows dropped
+        bundle, _ = check_bundle(probe_path, model_path)
         self.probe_path = str(Path(probe_path).resolve())
-        self.domain_names = [d["name"] for d in manifest["domains"]]
+        self.domain_names = bundle.domains
         # part of the op's cache fingerprint: retraining into the same path invalidates cached results
-        self.bundle_fingerprint = manifest_fingerprint(manifest)
+        self.bundle_fingerprint = bundle.fingerprint
         self.text_fields = TextFields(
             fmt=text_format,
             instruction_key=self.instruction_key,
@@ -123,7 +125,7 @@ class ScoringOp:
         odd = Counter(i for i in issues if i)
         if odd:
             logger.warning(f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined result and was kept")
-        return Scored(scores.domains, scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues)
+        return Scored(scores.domains, scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, scorer.fingerprint)
 
     def reusable_meta(self, meta: Any) -> bool:
         """True when a sample's meta was written by the mapper with this same bundle."""

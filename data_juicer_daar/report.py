@@ -39,7 +39,12 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pool, selection = read_jsonl(pool_path), read_jsonl(selection_path)
+    pool, selection = read_jsonl(pool_path), read_jsonl(selection_path, allow_empty=True)
+    if id_key is not None:
+        for name, rows in (("pool", pool), ("selection", selection)):
+            lacking = sum(id_key not in r for r in rows)
+            if lacking:
+                raise CorpusError(f"--id-key {id_key!r}: {lacking} of {len(rows)} {name} rows have no such field; pass a field every row has, or omit --id-key to match whole rows")
     missing = [i for i, r in enumerate(pool, 1) if keys.DIVERSITY not in (r.get(f"{DJ_PREFIX}stats__") or {})]
     if missing:
         raise CorpusError(f"{pool_path}: row {missing[0]} has no daar_diversity stats; pass the scored pool written by the filter's stats_export_path")
@@ -74,6 +79,8 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
     lines += ["", "Reward (daar_diversity) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
     for lo, hi, a, b in zip(edges[:-1], edges[1:], pool_hist, sel_hist):
         lines.append(f"  {lo:5.3f}-{hi:5.3f}     {a:>8}{b:>10}")
+    if not selection:
+        lines.append("  the selection is empty: no row was kept")
     if picked.any():
         lines.append(f"  mean reward: pool {rewards.mean():.4f}, selected {rewards[picked].mean():.4f}")
 

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from .backbone import Backbone
-from .bundle import BundleError, load_bundle
+from .bundle import Bundle, BundleError, load_bundle
 from .keys import NO_TEXT_DOMAIN
+from .models import ModelError, model_fingerprint, resolve_model
 
 
 @dataclass
@@ -33,6 +34,29 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
+def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[Bundle, Path]:
+    """Everything about a bundle and its backbone that can be checked without running the model:
+    the heads' digest and shapes against the manifest, the model directory and its config, and the
+    model's fingerprint against the bundle's. Raises a one-line ``BundleError``/``ModelError``."""
+    from transformers import AutoConfig
+
+    bundle = load_bundle(probe_path)
+    m = bundle.manifest
+    model_dir = resolve_model(model or m["backbone"]["model"])
+    try:
+        AutoConfig.from_pretrained(model_dir)
+        fingerprint = model_fingerprint(model_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"model {model_dir}: config.json is unreadable or invalid ({type(exc).__name__})") from None
+    if fingerprint != m["backbone"]["fingerprint"]:
+        raise BundleError(
+            f"probe bundle {probe_path} was trained on backbone {m['backbone']['model']} "
+            f"(fingerprint {m['backbone']['fingerprint']}) but {model_dir} has "
+            f"fingerprint {fingerprint}: retrain the bundle for this model"
+        )
+    return bundle, model_dir
+
+
 class Scorer:
     """A bundle's heads on top of its backbone.
 
@@ -43,21 +67,15 @@ class Scorer:
     """
 
     def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None) -> None:
-        self.bundle = load_bundle(probe_path)
+        self.bundle, model_dir = check_bundle(probe_path, model)
         m = self.bundle.manifest
         self.backbone = Backbone(
-            model or m["backbone"]["model"],
+            model_dir,
             num_layers=m["backbone"]["num_layers"],
             max_length=m["backbone"]["max_length"],
             batch_size=batch_size,
             device=device,
         )
-        if self.backbone.fingerprint != m["backbone"]["fingerprint"]:
-            raise BundleError(
-                f"probe bundle {probe_path} was trained on backbone {m['backbone']['model']} "
-                f"(fingerprint {m['backbone']['fingerprint']}) but {self.backbone.model_label} has "
-                f"fingerprint {self.backbone.fingerprint}: retrain the bundle for this model"
-            )
         self.domains = self.bundle.domains
         self.max_entropy = math.log(len(self.domains))
 

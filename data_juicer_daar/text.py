@@ -2,9 +2,9 @@
 
 A sample is rendered from Alpaca fields (instruction/input/output), chat ``messages``
 (a list of ``{"role", "content"}``) or a plain text field. With ``fmt="auto"`` the form is
-recognised per sample: Alpaca when ``instruction`` or ``output`` holds a value, else
-``messages``, else the text field. Bad fields never raise: each case has a defined
-rendering and an issue name that callers count and report.
+recognised per sample: the first of Alpaca (``instruction`` or ``output`` present), ``messages``
+and the text field that has content, so an empty form never hides another one. Bad fields never
+raise: each case has a defined rendering and an issue name that callers count and report.
 """
 
 from __future__ import annotations
@@ -117,15 +117,23 @@ def _finish(text: str, issue: str) -> Rendered:
 _RENDERERS = {"alpaca": _render_alpaca, "messages": _render_messages, "text": _render_text}
 
 
+def _present_forms(sample: Mapping[str, Any], fields: TextFields) -> list[str]:
+    """Forms whose fields the sample holds, in preference order (plain text always last)."""
+    forms = []
+    if _present(sample, fields.instruction_key) or _present(sample, fields.output_key):
+        forms.append("alpaca")
+    if _present(sample, fields.messages_key):
+        forms.append("messages")
+    return [*forms, "text"]
+
+
 def detect_format(sample: Mapping[str, Any], fields: TextFields) -> str:
-    """The form of one sample under ``fields`` (resolves "auto")."""
+    """The form of one sample under ``fields`` (resolves "auto"): the first present form, in the
+    order Alpaca, messages, text, that renders to some text; else the first present form."""
     if fields.fmt != "auto":
         return fields.fmt
-    if _present(sample, fields.instruction_key) or _present(sample, fields.output_key):
-        return "alpaca"
-    if _present(sample, fields.messages_key):
-        return "messages"
-    return "text"
+    forms = _present_forms(sample, fields)
+    return next((f for f in forms if _RENDERERS[f](sample, fields).text), forms[0])
 
 
 def render(sample: Any, fields: TextFields = TextFields()) -> Rendered:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .backbone import Backbone, pick_device
 from .bundle import save_bundle
-from .centroids import METHODS, pseudo_labels
+from .centroids import METHODS, PseudoLabels, pseudo_labels
 from .corpus import CorpusError
 from .domains import Domain, load_domains
 from .heads import Head, default_hidden
@@ -51,7 +51,10 @@ class TrainConfig:
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     pseudo_labels: str = "overcluster_cosine"  # see centroids.METHODS; measured winner over 3 pools
     clusters_per_domain: int = 3  # over-clustering: k-means clusters per domain
-    calibrate: bool = True  # temperature-scale each probe on held-out rows before taking entropies
+    # temperature-scale each probe on held-out rows against the rows' own domain guesses, so its
+    # confidence matches how often a row's guess agrees with its cluster's label (else the probe,
+    # perfect on clean clusters, is certain about every row and the reward collapses to ~0)
+    calibrate: bool = True
     hidden: list[int] | None = None  # head widths; None = 2d, d, d/2, 256 (paper)
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -125,7 +128,7 @@ def fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, val: np.ndarray, conf
 
 @torch.no_grad()
 def fit_temperature(head: Head, x: torch.Tensor, labels: torch.Tensor) -> float:
-    """Set the probe's temperature to the one that minimises the NLL of ``labels`` (held-out rows).
+    """Set the probe's temperature to the one that minimises the NLL of ``labels`` on rows ``x``.
 
     A 1-D search over a log grid (0.05 to 50): deterministic and needs no optimiser settings.
     """
@@ -212,14 +215,17 @@ class DaarTrainer:
         return synth, {"enabled": True, "key": key, "per_domain": {s.name: s.summary() for s in synth}}
 
     # -- stage 2: heads -------------------------------------------------------------------
-    def _probe(self, x: torch.Tensor, labels: torch.Tensor, val: np.ndarray, hidden: list[int], k: int, seed: int) -> tuple[Head, dict]:
-        """A domain probe fitted on rows not in ``val``, temperature-scaled on ``val`` when calibrating."""
-        probe = new_head(x.shape[1], k, hidden, seed)
+    def _probe(self, x: torch.Tensor, pseudo: PseudoLabels, rows: np.ndarray, val: np.ndarray, hidden: list[int], seed: int) -> tuple[Head, dict]:
+        """A domain probe fitted on ``rows`` minus their ``val`` positions (labels: the clusters'),
+        temperature-scaled on the ``val`` positions against the rows' own guesses when calibrating."""
+        x = x[rows]
+        labels, guesses = torch.from_numpy(pseudo.labels[rows]), torch.from_numpy(pseudo.guesses[rows])
+        probe = new_head(x.shape[1], len(pseudo.cluster_sizes), hidden, seed)
         fit = fit_head(probe, x, labels, val, self.config, seed)
-        fit["temperature"] = fit_temperature(probe, x[val], labels[val]) if self.config.calibrate else 1.0
+        fit["temperature"] = fit_temperature(probe, x[val], guesses[val]) if self.config.calibrate else 1.0
         return probe, fit
 
-    def _entropy_targets(self, probe: Head, x: torch.Tensor, labels: torch.Tensor, hidden: list[int], k: int, seeds: Seeds) -> torch.Tensor:
+    def _entropy_targets(self, probe: Head, x: torch.Tensor, pseudo: PseudoLabels, hidden: list[int], seeds: Seeds) -> torch.Tensor:
         """Entropy of the probe's softmax per sample: out-of-fold by default, else in-sample."""
         c = self.config
         if c.entropy_targets == "in_sample":
@@ -230,7 +236,7 @@ class DaarTrainer:
         for fold, held in enumerate(tqdm(np.array_split(order, c.folds), desc="cross-fit entropy", leave=False)):
             rest = np.sort(np.setdiff1d(order, held))  # the held-out fold never touches its head
             stop = np.sort(np.random.default_rng(seeds("fold_stop", fold)).permutation(len(rest))[: max(1, len(rest) // 10)])
-            head, _ = self._probe(x[rest], labels[rest], stop, hidden, k, seeds("fold_head", fold))
+            head, _ = self._probe(x, pseudo, rest, stop, hidden, seeds("fold_head", fold))
             with torch.no_grad():
                 targets[held] = entropy(torch.softmax(head(x[held]), -1))
         return targets
@@ -268,10 +274,10 @@ class DaarTrainer:
             hidden = c.hidden or default_hidden(backbone.dim)
             n = len(x)
             val = np.sort(np.random.default_rng(seeds("validation")).permutation(n)[: max(1, int(round(n * c.val_fraction)))])
-            probe, probe_fit = self._probe(x, labels, val, hidden, k, seeds("probe"))
+            probe, probe_fit = self._probe(x, pseudo, np.arange(n), val, hidden, seeds("probe"))
             with torch.no_grad():
                 probe_acc = float((probe(x[val]).argmax(-1) == labels[val]).float().mean())
-            targets = self._entropy_targets(probe, x, labels, hidden, k, seeds)
+            targets = self._entropy_targets(probe, x, pseudo, hidden, seeds)
             predictor = new_head(backbone.dim, 1, hidden, seeds("predictor"))
             predictor_fit = fit_head(predictor, x, targets, val, c, seeds("predictor"))
             with torch.no_grad():

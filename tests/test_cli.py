@@ -84,12 +84,12 @@ def test_default_model_train_select_report(tmp_path):
     corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(20))
     bundle = tmp_path / "probe"
     train = run("daar", "train", "--corpus", str(corpus), "--out", str(bundle), "--max-length", "128",
-                "--warmup", "2", "--n-per-domain", "7", "--max-attempts", "2", "--gen-batch", "2", "--folds", "3")
+                "--synthesize", "--warmup", "2", "--n-per-domain", "15", "--max-attempts", "2", "--gen-batch", "2", "--folds", "3")
     assert train.returncode == 0, train.stderr[-3000:]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["backbone"]["model"] == "smollm2-135m-instruct" and manifest["backbone"]["dim"] == 576
     for summary in manifest["synthesis"]["per_domain"].values():
-        assert summary["generated"] == 4 and summary["seeds"] == 5
+        assert summary["generated"] == 4 and summary["seeds"] == 12
     assert manifest["metrics"]["probe_val_accuracy"] > 0.5
 
     config = yaml.safe_load((RECIPES / "daar_select.yaml").read_text())
@@ -108,6 +108,17 @@ def test_default_model_train_select_report(tmp_path):
     text = (tmp_path / "report" / "report.txt").read_text()
     assert "selected: 16 rows" in text and "pool: 80 rows" in text
     assert (tmp_path / "report" / "domains.png").stat().st_size > 1000 and (tmp_path / "report" / "rewards.png").is_file()
+
+    # an --id-key no row has is refused in one line; an empty selection is reported, not refused
+    wrong = run("daar", "report", "--pool", str(tmp_path / "out" / "scored.jsonl"), "--selection",
+                str(tmp_path / "out" / "selected.jsonl"), "--out", str(tmp_path / "r2"), "--id-key", "uid")
+    assert wrong.returncode == 2 and wrong.stderr.count("daar: error:") == 1 and "80 of 80 pool rows have no such field" in wrong.stderr
+    (tmp_path / "empty.jsonl").write_text("")
+    empty = run("daar", "report", "--pool", str(tmp_path / "out" / "scored.jsonl"), "--selection",
+                str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "r3"), "--id-key", "id")
+    assert empty.returncode == 0, empty.stderr[-2000:]
+    text = (tmp_path / "r3" / "report.txt").read_text()
+    assert "selected: 0 rows" in text and "the selection is empty" in text
 
 
 def test_report_rejects_unscored_pool(tmp_path):

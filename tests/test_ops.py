@@ -17,6 +17,7 @@ from conftest import theme_rows, write_jsonl
 from data_juicer_daar import keys
 from data_juicer_daar.backbone import Backbone
 from data_juicer_daar.bundle import BundleError
+from data_juicer_daar.models import ModelError
 from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardSelector
 from data_juicer_daar.scoring import Scorer
 
@@ -191,6 +192,60 @@ def test_filter_bad_parameters(tiny_bundle, kwargs, message):
 def test_missing_bundle_fails_at_construction(op, tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         op(probe_path=str(tmp_path / "missing"))
+
+
+def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
+    """Copy ``bundle`` (and the model) and break the copy in one way; returns op kwargs."""
+    import shutil
+
+    copy, model_copy = tmp_path / "bundle", tmp_path / "model"
+    shutil.copytree(bundle, copy)
+    shutil.copytree(model, model_copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    weights = copy / "heads.safetensors"
+    if how == "heads cut in half":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "fingerprint edited":
+        manifest["backbone"]["fingerprint"] = "0" * 16
+    elif how == "five domains over four-output heads":
+        manifest["domains"].append({"name": "extra", "description": "x"})
+    elif how == "dim edited":
+        manifest["backbone"]["dim"] = 64
+    elif how == "model config corrupted":
+        (model_copy / "config.json").write_text("{not json")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    model_path = str(tmp_path / "nonexistent") if how == "model path missing" else str(model_copy)
+    return {"probe_path": str(copy), "model_path": model_path}
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("heads cut in half", "heads.safetensors is corrupted"),
+        ("fingerprint edited", "retrain the bundle for this model"),
+        ("five domains over four-output heads", "weights do not match the manifest"),
+        ("dim edited", "weights do not match the manifest"),
+        ("model path missing", "not a local Hugging Face model directory"),
+        ("model config corrupted", "config.json is unreadable or invalid"),
+    ],
+)
+@pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector])
+def test_damaged_bundle_or_model_fails_at_construction_in_one_line(op, how, message, tiny_bundle, tiny_model, tmp_path):
+    kwargs = damage(tiny_bundle, tiny_model, how, tmp_path)
+    if op is DaarTopkRewardSelector:
+        kwargs["topk"] = 2
+    with pytest.raises((BundleError, ModelError)) as error:
+        op(**kwargs)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_damaged_bundle_stops_dj_process_before_any_row(tiny_bundle, tiny_model, tmp_path):
+    kwargs = damage(tiny_bundle, tiny_model, "heads cut in half", tmp_path)
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
+    config = recipe(tmp_path, pool, [{"daar_domain_probe_mapper": kwargs}])
+    result = dj("dj-process", config, tmp_path)
+    assert result.returncode != 0 and "heads.safetensors is corrupted" in result.stdout + result.stderr
+    assert not (tmp_path / "out" / "selected.jsonl").exists()
 
 
 def test_entry_point_discovery_in_fresh_interpreter():

@@ -30,11 +30,20 @@ def test_plain_text_uses_text_key():
         ({"output": "y", "messages": [{"role": "user", "content": "m"}]}, "alpaca"),
         ({"instruction": None, "output": None, "messages": [{"role": "user", "content": "m"}], "text": "t"}, "messages"),
         ({"instruction": None, "messages": None, "text": "t"}, "text"),
+        ({"instruction": "", "messages": [{"role": "user", "content": "m"}]}, "messages"),
+        ({"instruction": "  ", "input": "", "output": None, "text": "t"}, "text"),
+        ({"instruction": "", "messages": [], "text": ""}, "alpaca"),
         ({}, "text"),
     ],
 )
 def test_auto_detection_order(sample, expected):
     assert detect_format(sample, AUTO) == expected
+
+
+def test_empty_instruction_does_not_hide_messages():
+    rows = [{"instruction": "", "messages": [{"role": "user", "content": f"question {i}"}]} for i in range(3)]
+    assert [render(r, AUTO) for r in rows] == [Rendered(f"### User:\nquestion {i}") for i in range(3)]
+    assert render({"instruction": "", "messages": [], "text": None}, AUTO) == Rendered("", NO_TEXT)
 
 
 def test_forced_format_overrides_detection():

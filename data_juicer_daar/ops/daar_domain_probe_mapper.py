@@ -65,7 +65,7 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
             meta[keys.DOMAIN] = scored.domains[j]
             meta[keys.DOMAIN_PROBS] = scored.probs[j]
             meta[keys.DIVERSITY] = scored.reward[j]
-            meta[keys.BUNDLE] = self.bundle_fingerprint
+            meta[keys.BUNDLE] = scored.bundle  # the heads that scored it, even if the bundle was replaced mid-run
             meta[keys.ISSUE] = scored.issues[j]
             metas[i] = meta
         samples[Fields.meta] = metas
