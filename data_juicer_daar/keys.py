@@ -6,7 +6,10 @@ DOMAIN = "daar_domain"
 DOMAIN_PROBS = "daar_domain_probs"
 #: stats (filter) and meta (mapper): the diversity reward predicted by the bundle's predictor.
 DIVERSITY = "daar_diversity"
-#: meta: fingerprint of the bundle that wrote the meta keys, so later ops can reuse them safely.
+#: stats (filter with ``score_source: probe_entropy``): the domain probe's own entropy, in nats.
+PROBE_ENTROPY = "daar_probe_entropy"
+#: meta and stats: tag of the heads and text settings that wrote that row's DaaR keys; a later op
+#: reuses a value only when the tag equals its own (see ``op_scoring.reusable``).
 BUNDLE = "daar_bundle"
 #: meta: why a sample's text was unusual ("" when it was not), see ``text.Issue``.
 ISSUE = "daar_issue"

@@ -3,16 +3,18 @@
 The scorer (bundle heads + truncated backbone) is loaded lazily, once per worker process, through
 Data-Juicer's ``prepare_model``/``get_model``; the op itself only carries the bundle path and
 fingerprint, so the model is never pickled with it. The mapper stores the reward next to the domain
-meta (tagged with the bundle fingerprint), which lets the filter and the selector reuse it instead
-of running the backbone again.
+meta and the filter its stat, each tagged with the scoring tag (bundle heads + text settings); a
+later op reuses a value only under its own tag (``reusable``), else it scores the row again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,6 +29,8 @@ from .scoring import Scorer, Scores, check_bundle
 from .text import FORMATS, TextFields, render
 
 MODEL_TYPE = "daar_scorer"
+#: what an op can rank or filter by, and the stats key each one is stored under
+SCORE_KEYS = {"predictor": keys.DIVERSITY, "probe_entropy": keys.PROBE_ENTROPY}
 
 
 def _load_scorer(probe_path: str, model: str | None = None, batch_size: int = 32, device: str = "cpu") -> Scorer:
@@ -46,7 +50,7 @@ class Scored:
     reward: list[float]
     entropy: list[float]
     issues: list[str]
-    bundle: str  # fingerprint of the bundle whose heads actually scored the batch
+    tag: str  # scoring tag of the heads that actually scored the batch and the op's text settings
 
 
 class ScoringOp:
@@ -94,6 +98,7 @@ class ScoringOp:
             messages_key=messages_key,
             text_key=self.text_key,
         )
+        self.tag = scoring_tag(self.bundle_fingerprint, self.text_fields)
         self.model_key = model_utils.prepare_model(
             MODEL_TYPE, probe_path=self.probe_path, model=model_path, batch_size=model_batch_size
         )
@@ -125,14 +130,36 @@ class ScoringOp:
         odd = Counter(i for i in issues if i)
         if odd:
             logger.warning(f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined result and was kept")
-        return Scored(scores.domains, scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, scorer.fingerprint)
-
-    def reusable_meta(self, meta: Any) -> bool:
-        """True when a sample's meta was written by the mapper with this same bundle."""
-        return isinstance(meta, dict) and meta.get(keys.BUNDLE) == self.bundle_fingerprint and meta.get(keys.DIVERSITY) is not None
+        tag = scoring_tag(scorer.fingerprint, self.text_fields)
+        return Scored(scores.domains, scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, tag)
 
     def meta_column(self, columns: dict[str, list]) -> list:
         return columns.get(Fields.meta) or [None] * len(next(iter(columns.values())))
+
+
+def scoring_tag(bundle_fingerprint: str, fields: TextFields) -> str:
+    """What a stored DaaR value depends on: the bundle's heads and how rows were rendered."""
+    return hashlib.sha256(json.dumps([bundle_fingerprint, asdict(fields)], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reusable(record: Any, tag: str, key: str) -> Any:
+    """``record[key]`` when ``record`` (a row's meta or stats dict) was written under ``tag``, else
+    None. The one rule by which every op, Ray workers included, reuses an earlier op's value."""
+    if isinstance(record, dict) and record.get(keys.BUNDLE) == tag:
+        return record.get(key)
+    return None
+
+
+def stored_score(stat: Any, meta: Any, tag: str, source: str) -> float | None:
+    """The ``source`` score ("predictor" or "probe_entropy") an earlier op stored for a row under
+    ``tag``: the filter's stat, else the mapper's meta; None when neither holds one."""
+    value = reusable(stat, tag, SCORE_KEYS[source])
+    if value is None and source == "predictor":
+        value = reusable(meta, tag, keys.DIVERSITY)
+    elif value is None:
+        probs = reusable(meta, tag, keys.DOMAIN_PROBS)
+        value = None if probs is None else probs_entropy(probs)
+    return None if value is None else float(value)
 
 
 def probs_entropy(probs: Sequence[float]) -> float:

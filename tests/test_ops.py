@@ -90,11 +90,14 @@ def test_filter_range_and_probe_entropy(tiny_bundle):
     cut = values[len(values) // 2]
     kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), min_score=cut)], rows)
     assert len(kept) == sum(v >= cut for v in values)
+    below = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), max_score=cut)], rows)
+    assert sorted(s[keys.DIVERSITY] for s in below[Fields.stats]) == [v for v in values if v <= cut]
     entropy = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="probe_entropy")], rows)
     mapped = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)
     for stat, meta in zip(entropy[Fields.stats], mapped[Fields.meta]):
         p = np.array(meta[keys.DOMAIN_PROBS])
-        assert stat[keys.DIVERSITY] == pytest.approx(float(-(p * np.log(p)).sum()), abs=1e-5)
+        assert stat[keys.PROBE_ENTROPY] == pytest.approx(float(-(p * np.log(p)).sum()), abs=1e-5)
+        assert keys.DIVERSITY not in stat  # the entropy has its own key: a later op cannot mistake it for the reward
 
 
 def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
@@ -108,6 +111,39 @@ def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
     )
     assert Backbone.texts_embedded - before == len(rows)
     assert len(out) == 5
+
+
+def test_scores_of_another_bundle_or_text_setting_are_never_reused(tiny_bundle, tiny_model, theme_corpus, tmp_path):
+    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.training import DaarTrainer, TrainConfig
+
+    other = tmp_path / "other"
+    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3, seed=5)
+    DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(other)
+    rows = theme_rows(5)
+    one = {"num_proc": None, "auto_op_parallelism": False}
+    a = [DaarDomainProbeMapper(probe_path=str(tiny_bundle), **one), DaarDiversityScoreFilter(probe_path=str(tiny_bundle), **one)]
+    scored_a = run_ops(a, rows)
+    carried = [{**r, Fields.meta: m, Fields.stats: st} for r, m, st in zip(rows, scored_a[Fields.meta], scored_a[Fields.stats])]
+
+    before = Backbone.texts_embedded
+    b = [DaarDiversityScoreFilter(probe_path=str(other), **one), DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced", **one)]
+    rescored = run_ops(b[:1], carried)
+    assert Backbone.texts_embedded - before == len(rows)  # every row scored again with bundle B
+    texts = [f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]
+    fresh_b = Scorer(other).score(texts)
+    np.testing.assert_allclose([st[keys.DIVERSITY] for st in rescored[Fields.stats]], fresh_b.reward, atol=1e-5)
+    assert len({st[keys.BUNDLE] for st in rescored[Fields.stats]} | {st[keys.BUNDLE] for st in scored_a[Fields.stats]}) == 2
+    # the selector ranks by B's scores and B's domains, never by A's meta
+    picked = run_ops(b, carried)["id"]
+    expected = DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced").spec.pick(fresh_b.reward.tolist(), fresh_b.domains)
+    assert picked == [rows[i]["id"] for i in expected]
+
+    # the same bundle with another text setting embeds again (here: a text field no row has -> no text)
+    before = Backbone.texts_embedded
+    as_text = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), text_format="text", **one)], carried)
+    assert Backbone.texts_embedded - before == len(rows)
+    assert [st[keys.DIVERSITY] for st in as_text[Fields.stats]] == [0.0] * len(rows)
 
 
 def test_selector_scores_by_itself_when_alone(tiny_bundle):

@@ -5,21 +5,24 @@ from __future__ import annotations
 from data_juicer.ops.base_op import OPERATORS, Filter
 from data_juicer.utils.constant import Fields
 
+from loguru import logger
+
 from .. import keys
-from ..op_scoring import ScoringOp, probs_entropy
+from ..op_scoring import SCORE_KEYS, ScoringOp, stored_score
 
 OP_NAME = "daar_diversity_score_filter"
-SOURCES = ("predictor", "probe_entropy")
 
 
 @OPERATORS.register_module(OP_NAME)
 class DaarDiversityScoreFilter(ScoringOp, Filter):
-    """Computes stats ``daar_diversity``: the bundle's predicted diversity reward (the paper's
-    selection score, in [0, ln K]) or, with ``score_source: probe_entropy``, the domain probe's own
-    entropy. Keeps samples with ``min_score <= daar_diversity <= max_score`` (each bound optional).
-    Reuses the ``daar_domain_probe_mapper`` meta of the same bundle when present, so the backbone
-    runs once per sample; stats already present are not recomputed. A sample without usable text
-    scores 0."""
+    """Computes stats ``daar_diversity``, the bundle's predicted diversity reward (the paper's
+    selection score, in [0, ln K]), or with ``score_source: probe_entropy`` stats
+    ``daar_probe_entropy``, the domain probe's own entropy; plus stats ``daar_bundle``, the tag of
+    the heads and text settings that computed them. Keeps samples whose score lies in
+    ``[min_score, max_score]`` (each bound optional). Reuses the ``daar_domain_probe_mapper`` meta
+    and stats already present only when they carry this op's tag, so the backbone runs once per
+    sample and a row scored with another bundle or text setting is scored again (the count is
+    logged). A sample without usable text scores 0."""
 
     _batched_op = True
 
@@ -44,7 +47,8 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         :param probe_path: bundle directory written by ``daar train`` (required).
         :param min_score: keep samples scoring at least this; ``None`` = no lower bound.
         :param max_score: keep samples scoring at most this; ``None`` = no upper bound.
-        :param score_source: "predictor" (the reward head, default) or "probe_entropy".
+        :param score_source: "predictor" (the reward head, default; stats ``daar_diversity``) or
+            "probe_entropy" (the probe's own entropy; stats ``daar_probe_entropy``).
         :param model_path: backbone directory to use instead of the bundle's (same weights, checked).
         :param model_batch_size: texts per backbone forward pass (default 32).
         :param text_format: "auto", "alpaca", "messages" or "text" (see the mapper).
@@ -55,38 +59,44 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         :param kwargs: extra args
         """
         super().__init__(*args, **kwargs)
-        if score_source not in SOURCES:
-            raise ValueError(f"{OP_NAME}: score_source must be one of {', '.join(SOURCES)}, got {score_source!r}")
+        if score_source not in SCORE_KEYS:
+            raise ValueError(f"{OP_NAME}: score_source must be one of {', '.join(SCORE_KEYS)}, got {score_source!r}")
         for name, bound in (("min_score", min_score), ("max_score", max_score)):
             if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
                 raise ValueError(f"{OP_NAME}: {name} must be a number or null, got {bound!r}")
         if min_score is not None and max_score is not None and min_score > max_score:
             raise ValueError(f"{OP_NAME}: min_score ({min_score}) is greater than max_score ({max_score})")
         self.min_score, self.max_score, self.score_source = min_score, max_score, score_source
+        self.stat_key = SCORE_KEYS[score_source]
         self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
 
-    def _from_meta(self, meta) -> float:
-        if self.score_source == "predictor":
-            return float(meta[keys.DIVERSITY])
-        return probs_entropy(meta[keys.DOMAIN_PROBS])
+    def _write(self, stat: dict, value: float, tag: str) -> None:
+        if stat.get(keys.BUNDLE) != tag:  # values written under another tag are no longer vouched for
+            for key in SCORE_KEYS.values():
+                if key in stat:
+                    stat[key] = None
+        stat[self.stat_key] = value
+        stat[keys.BUNDLE] = tag
 
     def compute_stats_batched(self, samples, rank=None, **kwargs):
         stats = samples[Fields.stats]
         metas = self.meta_column(samples)
-        todo = []
+        todo, stale = [], 0
         for i, stat in enumerate(stats):
-            if stat.get(keys.DIVERSITY) is not None:
-                continue
-            if self.reusable_meta(metas[i]):
-                stat[keys.DIVERSITY] = self._from_meta(metas[i])
-            else:
+            value = stored_score(stat, metas[i], self.tag, self.score_source)
+            if value is None:
+                stale += stat.get(self.stat_key) is not None
                 todo.append(i)
+            elif stat.get(keys.BUNDLE) != self.tag or stat.get(self.stat_key) is None:
+                self._write(stat, value, self.tag)
+        if stale:
+            logger.info(f"{self._name}: {stale} of {len(stats)} samples carried {self.stat_key} from another bundle or text setting; scoring them again")
         if todo:
             scored = self.score_rows(samples, todo, rank)
             values = scored.reward if self.score_source == "predictor" else scored.entropy
             for j, i in enumerate(todo):
-                stats[i][keys.DIVERSITY] = float(values[j])
+                self._write(stats[i], float(values[j]), scored.tag)
         return samples
 
     def process_batched(self, samples):
-        return [self.get_keep_boolean(stat[keys.DIVERSITY], self.min_score, self.max_score) for stat in samples[Fields.stats]]
+        return [self.get_keep_boolean(stat[self.stat_key], self.min_score, self.max_score) for stat in samples[Fields.stats]]

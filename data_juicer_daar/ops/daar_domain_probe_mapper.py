@@ -6,7 +6,7 @@ from data_juicer.ops.base_op import OPERATORS, TAGGING_OPS, Mapper
 from data_juicer.utils.constant import Fields
 
 from .. import keys
-from ..op_scoring import ScoringOp
+from ..op_scoring import ScoringOp, reusable
 
 OP_NAME = "daar_domain_probe_mapper"
 
@@ -17,10 +17,11 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
     """Runs the bundle's frozen backbone and domain probe over each sample and writes, in meta:
     ``daar_domain`` (predicted domain name, str), ``daar_domain_probs`` (K floats in the bundle's
     domain order), plus ``daar_diversity`` (the predicted reward, reused by
-    ``daar_diversity_score_filter`` so the backbone runs once), ``daar_bundle`` (the bundle's
-    fingerprint) and ``daar_issue`` ("" or why the text was unusual). A sample without usable text
+    ``daar_diversity_score_filter`` so the backbone runs once), ``daar_bundle`` (tag of the heads
+    and text settings that wrote these keys) and ``daar_issue`` ("" or why the text was unusual). A sample without usable text
     gets domain "<no text>", all-zero probabilities and reward 0; it is kept, never dropped.
-    Samples already tagged by the same bundle are not scored again."""
+    Samples already tagged under the same bundle and text settings are not scored again; any other
+    tag is scored afresh."""
 
     _batched_op = True
 
@@ -56,7 +57,7 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
 
     def process_batched(self, samples, rank=None):
         metas = samples[Fields.meta]
-        todo = [i for i, meta in enumerate(metas) if not (self.reusable_meta(meta) and meta.get(keys.DOMAIN_PROBS))]
+        todo = [i for i, meta in enumerate(metas) if reusable(meta, self.tag, keys.DOMAIN_PROBS) is None]
         if not todo:
             return samples
         scored = self.score_rows(samples, todo, rank)
@@ -65,7 +66,7 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
             meta[keys.DOMAIN] = scored.domains[j]
             meta[keys.DOMAIN_PROBS] = scored.probs[j]
             meta[keys.DIVERSITY] = scored.reward[j]
-            meta[keys.BUNDLE] = scored.bundle  # the heads that scored it, even if the bundle was replaced mid-run
+            meta[keys.BUNDLE] = scored.tag  # the heads that scored it, even if the bundle was replaced mid-run
             meta[keys.ISSUE] = scored.issues[j]
             metas[i] = meta
         samples[Fields.meta] = metas

@@ -6,9 +6,9 @@ from data_juicer.ops.base_op import OPERATORS, Pipeline
 from data_juicer.utils.constant import Fields
 
 from .. import keys
-from ..op_scoring import ScoringOp
+from ..op_scoring import SCORE_KEYS, ScoringOp, reusable, stored_score
 from ..selection import TopkSpec
-from .daar_topk_reward_selector import select_rows
+from .daar_topk_reward_selector import check_score_source, select_rows
 
 OP_NAME = "daar_topk_reward_ray_selector"
 POSITION = "__daar_position__"  # temporary column: each row's input position
@@ -30,6 +30,7 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
         top_ratio: float | None = None,
         mode: str = "overall",
         domain_ratios: dict | None = None,
+        score_source: str = "predictor",
         model_path: str | None = None,
         model_batch_size: int = 32,
         text_format: str = "auto",
@@ -48,6 +49,7 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
             ratio limit. At least one must be set; with both, the smaller selection applies.
         :param mode: "overall" (default), "balanced" or "custom".
         :param domain_ratios: for ``custom`` only: {domain name: share}, shares summing to 1.
+        :param score_source: "predictor" (default) or "probe_entropy": which score ranks the samples.
         :param model_path: backbone directory to use instead of the bundle's (default executor only).
         :param model_batch_size: texts per backbone forward pass (default executor only).
         :param text_format: "auto", "alpaca", "messages" or "text" (default executor only).
@@ -60,6 +62,7 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
         super().__init__(*args, **kwargs)
         self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
         self.spec = TopkSpec.build(OP_NAME, topk, top_ratio, mode, domain_ratios, self.domain_names)
+        self.score_source = check_score_source(OP_NAME, score_source)
 
     def run(self, dataset, *args, **kwargs):
         if hasattr(dataset, "select"):  # a Hugging Face / Data-Juicer dataset: the default executor
@@ -83,19 +86,21 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
             return dataset
         positions = ray.data.range(n).rename_columns({"id": POSITION})
         tagged = dataset.zip(positions).materialize()  # fixed blocks: positions travel with the rows
-        fingerprint = self.bundle_fingerprint
+        tag, source = self.tag, self.score_source
 
         def extract(table: pa.Table) -> pa.Table:
             stats = table.column(Fields.stats).to_pylist()
             metas = table.column(Fields.meta).to_pylist() if Fields.meta in table.column_names else [None] * len(stats)
             rewards, domains = [], []
             for stat, meta in zip(stats, metas):
-                reward = (stat or {}).get(keys.DIVERSITY)
+                reward = stored_score(stat, meta, tag, source)
                 if reward is None:
-                    raise ValueError(f"{OP_NAME}: a row has no daar_diversity stats; put daar_diversity_score_filter before this op")
-                rewards.append(float(reward))
-                same = isinstance(meta, dict) and meta.get(keys.BUNDLE) == fingerprint
-                domains.append((meta.get(keys.DOMAIN) or "") if same else "")
+                    raise ValueError(
+                        f"{OP_NAME}: a row has no {SCORE_KEYS[source]} stats of this bundle and text settings; "
+                        "put daar_diversity_score_filter (same probe_path and text settings) before this op"
+                    )
+                rewards.append(reward)
+                domains.append(reusable(meta, tag, keys.DOMAIN) or "")
             return pa.table({POSITION: table.column(POSITION), "reward": rewards, "domain": domains})
 
         rewards = np.zeros(n)

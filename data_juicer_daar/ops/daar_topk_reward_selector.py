@@ -7,7 +7,7 @@ from data_juicer.utils.constant import Fields
 from loguru import logger
 
 from .. import keys
-from ..op_scoring import ScoringOp
+from ..op_scoring import SCORE_KEYS, ScoringOp, reusable, stored_score
 from ..selection import TopkSpec
 
 OP_NAME = "daar_topk_reward_selector"
@@ -17,7 +17,8 @@ _CHUNK = 1000  # rows rendered and scored together when the selector scores by i
 @OPERATORS.register_module(OP_NAME)
 class DaarTopkRewardSelector(ScoringOp, Selector):
     """Keeps ``topk`` samples, or a ``top_ratio`` of them (the smaller when both are set), ranked by
-    stats ``daar_diversity``. ``mode: overall`` ranks the whole pool (the paper); ``balanced`` gives
+    stats ``daar_diversity`` (or ``daar_probe_entropy`` with ``score_source: probe_entropy``), read
+    only when tagged with this op's bundle and text settings. ``mode: overall`` ranks the whole pool (the paper); ``balanced`` gives
     every domain of the bundle an equal share of the budget; ``custom`` gives each domain the share in
     ``domain_ratios`` (the paper's customised selection). Domains come from meta ``daar_domain``.
     Quota a domain cannot fill goes to the best remaining samples. Selected samples keep their input
@@ -31,6 +32,7 @@ class DaarTopkRewardSelector(ScoringOp, Selector):
         top_ratio: float | None = None,
         mode: str = "overall",
         domain_ratios: dict | None = None,
+        score_source: str = "predictor",
         model_path: str | None = None,
         model_batch_size: int = 32,
         text_format: str = "auto",
@@ -51,6 +53,8 @@ class DaarTopkRewardSelector(ScoringOp, Selector):
         :param mode: "overall" (default), "balanced" or "custom".
         :param domain_ratios: for ``custom`` only: {domain name: share of the budget}, bundle domain
             names only, shares summing to 1. Domains left out get no quota.
+        :param score_source: "predictor" (the reward head, default) or "probe_entropy" (the
+            probe's own entropy): which score ranks the samples.
         :param model_path: backbone directory to use instead of the bundle's (same weights, checked).
         :param model_batch_size: texts per backbone forward pass (default 32).
         :param text_format: "auto", "alpaca", "messages" or "text" (see the mapper).
@@ -63,6 +67,7 @@ class DaarTopkRewardSelector(ScoringOp, Selector):
         super().__init__(*args, **kwargs)
         self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
         self.spec = TopkSpec.build(OP_NAME, topk, top_ratio, mode, domain_ratios, self.domain_names)
+        self.score_source = check_score_source(OP_NAME, score_source)
 
     def process(self, dataset):
         return select_rows(self, dataset)
@@ -76,32 +81,34 @@ def select_rows(op: ScoringOp, dataset):
     return dataset.select(op.spec.pick(rewards, domains).tolist())
 
 
+def check_score_source(op_name: str, score_source: str) -> str:
+    if score_source not in SCORE_KEYS:
+        raise ValueError(f"{op_name}: score_source must be one of {', '.join(SCORE_KEYS)}, got {score_source!r}")
+    return score_source
+
+
 def _rewards_and_domains(op: ScoringOp, dataset) -> tuple[list[float], list[str]]:
     n = len(dataset)
     stats = dataset[Fields.stats] if Fields.stats in dataset.column_names else [None] * n
     metas = dataset[Fields.meta] if Fields.meta in dataset.column_names else [None] * n
     rewards, domains, todo = [0.0] * n, [""] * n, []
     for i in range(n):
-        stat, meta = stats[i] or {}, metas[i]
-        reusable = op.reusable_meta(meta)
-        reward = stat.get(keys.DIVERSITY)
-        if reward is None and reusable:
-            reward = meta[keys.DIVERSITY]
-        if reward is None or (op.spec.shares and not reusable):
+        reward = stored_score(stats[i], metas[i], op.tag, op.score_source)
+        domain = reusable(metas[i], op.tag, keys.DOMAIN)
+        if reward is None or (op.spec.shares and domain is None):
             todo.append(i)
             continue
-        rewards[i] = float(reward)
-        domains[i] = meta[keys.DOMAIN] if reusable else ""
+        rewards[i], domains[i] = reward, domain or ""
     if todo:
         logger.info(
-            f"{op._name}: {len(todo)} of {n} samples lack daar_diversity stats or daar_domain meta; scoring them here "
-            "(put daar_domain_probe_mapper / daar_diversity_score_filter before the selector to reuse their pass)"
+            f"{op._name}: {len(todo)} of {n} samples lack {SCORE_KEYS[op.score_source]} stats or daar_domain meta of this "
+            "bundle and text settings; scoring them here (put daar_domain_probe_mapper / daar_diversity_score_filter "
+            "with the same settings before the selector to reuse their pass)"
         )
         for start in range(0, len(todo), _CHUNK):
             rows = todo[start : start + _CHUNK]
             scored = op.score_rows(dataset.select(rows).to_dict(), range(len(rows)))
+            values = scored.reward if op.score_source == "predictor" else scored.entropy
             for j, i in enumerate(rows):
-                stat = stats[i] or {}
-                rewards[i] = float(stat[keys.DIVERSITY]) if stat.get(keys.DIVERSITY) is not None else scored.reward[j]
-                domains[i] = scored.domains[j]
+                rewards[i], domains[i] = float(values[j]), scored.domains[j]
     return rewards, domains
