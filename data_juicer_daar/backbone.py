@@ -62,7 +62,7 @@ class Backbone:
             raise ValueError(f"max_length and batch_size must be >= 1, got {max_length} and {batch_size}")
         self.model_dir = resolve_model(model)
         self.model_label = model_label(self.model_dir)
-        self.fingerprint = model_fingerprint(self.model_dir)
+        self.fingerprint = model_fingerprint(self.model_dir, num_layers)  # the tensors this backbone reads
         self.num_layers, self.max_length, self.batch_size = num_layers, max_length, batch_size
         self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32

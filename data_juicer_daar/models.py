@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -156,17 +157,53 @@ def resolve_model(name: str | os.PathLike | None) -> Path:
     )
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """Identity of a model directory: its config and a digest of each weight file."""
+_BLOCK = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")  # decoder block index in a tensor name
+
+
+def _used(name: str, num_layers: int | None) -> bool:
+    """Whether the backbone truncated to ``num_layers`` blocks reads tensor ``name`` (None: all)."""
+    block = _BLOCK.search(name)
+    if num_layers is None:
+        return True
+    if block:
+        return int(block.group(1)) < num_layers
+    return not name.startswith("lm_head")  # embeddings and the final norm; the LM head is never run
+
+
+def model_fingerprint(model_dir: Path, num_layers: int | None = None) -> str:
+    """Identity of the weights a backbone of ``num_layers`` blocks uses (None: the whole model): the
+    config and a digest of every tensor it reads (embeddings, blocks < L, final norm). Hashing
+    multi-GB weights takes seconds, so the result is cached under the cache directory, keyed by the
+    directory, L and each weight file's size and modification time."""
+    import torch
+    from safetensors import safe_open
+
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        raise ModelError(f"model {model_dir} has no .safetensors weights (other formats are not read, for safety)")
+    stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in [model_dir / "config.json", *files]]
+    key = hashlib.sha256(json.dumps([str(model_dir.resolve()), num_layers, stamp]).encode()).hexdigest()[:24]
+    cached = cache_dir() / "fingerprints" / f"{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())["fingerprint"]
     h = hashlib.sha256()
     config = json.loads((model_dir / "config.json").read_text())
     for volatile in ("_name_or_path", "transformers_version"):
         config.pop(volatile, None)
     h.update(json.dumps(config, sort_keys=True).encode())
-    for path in _weight_files(model_dir):
-        h.update(path.name.encode())
-        h.update(file_digest(path).encode())
-    return h.hexdigest()[:16]
+    for path in files:
+        with safe_open(str(path), framework="pt") as weights:
+            for name in sorted(weights.keys()):
+                if _used(name, num_layers):
+                    tensor = weights.get_tensor(name).contiguous()
+                    h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+                    h.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    fingerprint = h.hexdigest()[:16]
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"model": str(model_dir.resolve()), "num_layers": num_layers, "fingerprint": fingerprint}))
+    os.replace(tmp, cached)
+    return fingerprint
 
 
 def model_label(model_dir: Path) -> str:

@@ -9,14 +9,16 @@ later op reuses a value only under its own tag (``reusable``), else it scores th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -107,7 +109,30 @@ class ScoringOp:
         # Data-Juicer pins each worker process to one torch thread; with fewer workers than cores
         # that leaves cores idle, so each worker takes its share of them back (CPU only).
         self.cpu_threads = max(1, (os.cpu_count() or 1) // max(1, self.runtime_np() or 1))
-        return super().run(dataset, *args, **kwargs)
+        # with skip_op_error, Data-Juicer drops the rows of a batch that raised and carries on; the
+        # workers note every failure here, so the run stops instead of ending with rows missing
+        fd, self.failure_log = tempfile.mkstemp(prefix="daar-failures-")
+        os.close(fd)
+        try:
+            out = super().run(dataset, *args, **kwargs)
+            failures = Path(self.failure_log).read_text(encoding="utf-8").splitlines()
+        finally:
+            Path(self.failure_log).unlink(missing_ok=True)
+        if failures:
+            lost = sum(int(line.split(" ", 1)[0]) for line in failures)
+            raise ScoringFailed(
+                f"{self._name}: scoring failed in {len(failures)} batch(es), {lost} rows ({failures[0].split(' ', 1)[1]}); "
+                "stopping so that no row is lost silently"
+            )
+        return out
+
+    def note_failure(self, rows: int, exc: Exception) -> None:
+        """Record, from a worker, that a batch of ``rows`` failed (read back by ``run``)."""
+        path = getattr(self, "failure_log", None)
+        if path:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"{rows} {type(exc).__name__}: {first}\n")
 
     def _scorer(self, rank: int | None = None) -> Scorer:
         scorer = model_utils.get_model(self.model_key, rank=rank, use_cuda=self.use_cuda())
@@ -135,6 +160,24 @@ class ScoringOp:
 
     def meta_column(self, columns: dict[str, list]) -> list:
         return columns.get(Fields.meta) or [None] * len(next(iter(columns.values())))
+
+
+class ScoringFailed(RuntimeError):
+    """Scoring failed in a worker after the op was built; the run must not go on without those rows."""
+
+
+def guarded(method: Callable) -> Callable:
+    """Wrap an op's batch method: a failure is noted for ``ScoringOp.run`` before it propagates."""
+
+    @functools.wraps(method)
+    def wrapper(self, samples, *args, **kwargs):
+        try:
+            return method(self, samples, *args, **kwargs)
+        except Exception as exc:
+            self.note_failure(len(next(iter(samples.values()), [])), exc)
+            raise
+
+    return wrapper
 
 
 def scoring_tag(bundle_fingerprint: str, fields: TextFields) -> str:

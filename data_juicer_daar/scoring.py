@@ -45,7 +45,7 @@ def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[Bund
     model_dir = resolve_model(model or m["backbone"]["model"])
     try:
         AutoConfig.from_pretrained(model_dir)
-        fingerprint = model_fingerprint(model_dir)
+        fingerprint = model_fingerprint(model_dir, int(m["backbone"]["num_layers"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"model {model_dir}: config.json is unreadable or invalid ({type(exc).__name__})") from None
     if fingerprint != m["backbone"]["fingerprint"]:

@@ -58,3 +58,28 @@ def test_fingerprint_changes_with_weights(tiny_model, tmp_path):
     config["rms_norm_eps"] = 1e-3
     (copy / "config.json").write_text(json.dumps(config))
     assert model_fingerprint(copy) != model_fingerprint(tiny_model)
+
+
+@pytest.mark.parametrize("block, used", [(1, True), (3, False)])
+def test_fingerprint_covers_exactly_the_tensors_a_truncated_backbone_reads(tiny_model, tiny_bundle, tmp_path, block, used):
+    """One block's weights times 5 (same file size, first and last bytes mostly unchanged)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from data_juicer_daar.bundle import BundleError
+    from data_juicer_daar.scoring import Scorer
+
+    copy = tmp_path / "scaled"
+    shutil.copytree(tiny_model, copy)
+    weights = load_file(copy / "model.safetensors")
+    name = f"model.layers.{block}.mlp.up_proj.weight"
+    weights[name] = weights[name] * 5
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    assert (model_fingerprint(copy, 2) != model_fingerprint(tiny_model, 2)) is used  # the bundle keeps 2 of 4 blocks
+    assert model_fingerprint(copy) != model_fingerprint(tiny_model)
+    if used:
+        with pytest.raises(BundleError, match="retrain the bundle for this model"):
+            Scorer(tiny_bundle, model=str(copy))
+    else:
+        assert Scorer(tiny_bundle, model=str(copy)).score(["Solve 2 + 3 = x"]).probs.shape == (1, 4)

@@ -275,6 +275,23 @@ def test_damaged_bundle_or_model_fails_at_construction_in_one_line(op, how, mess
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("skip_op_error", [True, False])
+@pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter])
+def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_error, tiny_bundle, tiny_model, tmp_path):
+    """The bundle is damaged after the op was built (replaced mid-run): its workers cannot load it."""
+    from data_juicer_daar.op_scoring import ScoringFailed
+
+    kwargs = damage(tiny_bundle, tiny_model, "none", tmp_path)
+    built = op(**kwargs, skip_op_error=skip_op_error, num_proc=2)
+    weights = Path(kwargs["probe_path"]) / "heads.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ScoringFailed if skip_op_error else BundleError) as error:
+        run_ops([built], theme_rows(3))
+    if skip_op_error:  # Data-Juicer dropped the failed batches' rows: the op says so and stops
+        assert "12 rows" in str(error.value) and "heads.safetensors is corrupted" in str(error.value)
+        assert "\n" not in str(error.value)
+
+
 def test_damaged_bundle_stops_dj_process_before_any_row(tiny_bundle, tiny_model, tmp_path):
     kwargs = damage(tiny_bundle, tiny_model, "heads cut in half", tmp_path)
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))

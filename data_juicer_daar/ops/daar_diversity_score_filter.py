@@ -8,7 +8,7 @@ from data_juicer.utils.constant import Fields
 from loguru import logger
 
 from .. import keys
-from ..op_scoring import SCORE_KEYS, ScoringOp, stored_score
+from ..op_scoring import SCORE_KEYS, ScoringOp, guarded, stored_score
 
 OP_NAME = "daar_diversity_score_filter"
 
@@ -78,6 +78,7 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         stat[self.stat_key] = value
         stat[keys.BUNDLE] = tag
 
+    @guarded
     def compute_stats_batched(self, samples, rank=None, **kwargs):
         stats = samples[Fields.stats]
         metas = self.meta_column(samples)

@@ -6,7 +6,7 @@ from data_juicer.ops.base_op import OPERATORS, TAGGING_OPS, Mapper
 from data_juicer.utils.constant import Fields
 
 from .. import keys
-from ..op_scoring import ScoringOp, reusable
+from ..op_scoring import ScoringOp, guarded, reusable
 
 OP_NAME = "daar_domain_probe_mapper"
 
@@ -55,6 +55,7 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
         super().__init__(*args, **kwargs)
         self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
 
+    @guarded
     def process_batched(self, samples, rank=None):
         metas = samples[Fields.meta]
         todo = [i for i, meta in enumerate(metas) if reusable(meta, self.tag, keys.DOMAIN_PROBS) is None]
