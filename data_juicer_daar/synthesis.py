@@ -205,7 +205,8 @@ def synthesize(
                             bar.update(1)
             bar.close()
         if not result.examples:
-            raise ValueError(f"domain {domain.name!r} has no seed examples and generation produced none that parsed; add examples to the domain file")
+            hint = "add examples to the domain file" if generate else "add examples to the domain file, or pass --synthesize"
+            raise ValueError(f"domain {domain.name!r} has no usable examples; {hint}")
         logger.info(f"synthesis {domain.name}: {result.summary()}")
         results.append(result)
     return results

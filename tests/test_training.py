@@ -264,3 +264,10 @@ def test_other_backbone_is_refused(tiny_bundle, tiny_model, tmp_path):
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(BundleError, match="retrain the bundle for this model"):
         Scorer(tiny_bundle, model=str(other))
+
+
+def test_domain_without_examples_needs_examples_or_synthesis(tiny_model, theme_corpus, tmp_path):
+    path = tmp_path / "domains.yaml"
+    path.write_text("domains:\n  - {name: a, description: x, examples: [{instruction: q, output: r}]}\n  - {name: b, description: y}\n")
+    with pytest.raises(ValueError, match="domain 'b' has no usable examples; add examples to the domain file, or pass --synthesize"):
+        DaarTrainer(tiny_config(tiny_model, domains_file=str(path))).fit(read_jsonl(theme_corpus))
