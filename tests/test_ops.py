@@ -241,6 +241,10 @@ def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
     weights = copy / "heads.safetensors"
     if how == "heads cut in half":
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "heads swapped with another bundle's":
+        from safetensors.torch import load_file, save_file
+
+        save_file({k: v * 1.5 for k, v in load_file(weights).items()}, weights)
     elif how == "fingerprint edited":
         manifest["backbone"]["fingerprint"] = "0" * 16
     elif how == "five domains over four-output heads":
@@ -258,6 +262,7 @@ def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
     "how, message",
     [
         ("heads cut in half", "heads.safetensors is corrupted"),
+        ("heads swapped with another bundle's", "heads.safetensors is corrupted"),
         ("fingerprint edited", "retrain the bundle for this model"),
         ("five domains over four-output heads", "weights do not match the manifest"),
         ("dim edited", "weights do not match the manifest"),
@@ -290,6 +295,26 @@ def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_er
     if skip_op_error:  # Data-Juicer dropped the failed batches' rows: the op says so and stops
         assert "12 rows" in str(error.value) and "heads.safetensors is corrupted" in str(error.value)
         assert "\n" not in str(error.value)
+
+
+def test_bundle_replaced_mid_run_tags_rows_with_the_heads_that_scored_them(tiny_bundle, tiny_model, theme_corpus, tmp_path):
+    import shutil
+
+    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.training import DaarTrainer, TrainConfig
+
+    path = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, path)
+    one = {"probe_path": str(path), "num_proc": None, "auto_op_parallelism": False}
+    mapper = DaarDomainProbeMapper(**one)  # built with the first bundle
+    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3, seed=9)
+    DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(path)  # replaced before the rows are scored
+    out = run_ops([mapper], theme_rows(2))
+    replaced = DaarDomainProbeMapper(**one)
+    assert {m[keys.BUNDLE] for m in out[Fields.meta]} == {replaced.tag} != {mapper.tag}
+    before = Backbone.texts_embedded
+    run_ops([DaarDiversityScoreFilter(**one)], [{**r, Fields.meta: m} for r, m in zip(theme_rows(2), out[Fields.meta])])
+    assert Backbone.texts_embedded == before  # the tag is true, so the new bundle's ops reuse the pass
 
 
 def test_damaged_bundle_stops_dj_process_before_any_row(tiny_bundle, tiny_model, tmp_path):
