@@ -18,7 +18,7 @@ from data_juicer_daar import keys
 from data_juicer_daar.backbone import Backbone
 from data_juicer_daar.bundle import BundleError
 from data_juicer_daar.models import ModelError
-from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardSelector
+from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardRaySelector, DaarTopkRewardSelector
 from data_juicer_daar.scoring import Scorer
 
 BIN = Path(sys.executable).parent
@@ -324,6 +324,15 @@ def test_damaged_bundle_stops_dj_process_before_any_row(tiny_bundle, tiny_model,
     result = dj("dj-process", config, tmp_path)
     assert result.returncode != 0 and "heads.safetensors is corrupted" in result.stdout + result.stderr
     assert not (tmp_path / "out" / "selected.jsonl").exists()
+
+
+@pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector, DaarTopkRewardRaySelector])
+def test_every_op_parameter_is_documented(op):
+    import inspect
+
+    params = [p for p in inspect.signature(op.__init__).parameters if p not in ("self", "args", "kwargs")]
+    missing = [p for p in params if f":param {p}:" not in (op.__init__.__doc__ or "")]
+    assert params and not missing, f"{op.__name__} does not document {missing}"
 
 
 def test_entry_point_discovery_in_fresh_interpreter():
