@@ -203,10 +203,15 @@ class DaarTrainer:
         instruct_dir = resolve_model(c.instruct_model) if c.instruct_model else backbone.model_dir
         key = self._synthesis_key(domains, backbone, instruct_dir)
         path = cache_dir() / "synthesis" / f"{key}.json"
-        if path.is_file():
-            logger.info(f"reusing cached synthetic examples {path} (same models, domains and options)")
+        try:
             synth = [DomainSynthesis(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
-        else:
+            logger.info(f"reusing cached synthetic examples {path} (same models, domains and options)")
+        except FileNotFoundError:
+            synth = None
+        except (OSError, ValueError, TypeError):
+            logger.warning(f"cached synthetic examples {path} are unreadable: generating them again")
+            synth = None
+        if synth is None:
             synth = synthesize(domains, Generator(instruct_dir, backbone.device, c.synthesis), embed, c.synthesis, c.seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp-{os.getpid()}")

@@ -13,6 +13,7 @@ from data_juicer_daar.domains import DomainFileError, load_domains
 from data_juicer_daar.scoring import Scorer
 from data_juicer_daar.synthesis import SynthesisConfig, parse_example
 from data_juicer_daar.heads import Head
+from data_juicer_daar.models import cache_dir
 from data_juicer_daar.training import DaarTrainer, TrainConfig, TrainingError, fit_head, fit_temperature
 
 
@@ -170,6 +171,9 @@ def test_generation_runs_and_is_cached_across_pools(tiny_model, theme_corpus):
     assert again.synthetic_ == first.synthetic_
     assert again.manifest_["synthesis"] == first.manifest_["synthesis"] and first.manifest_["synthesis"]["enabled"]
     assert again.manifest_["metrics"]["timings_s"]["synthesis_s"] < first.manifest_["metrics"]["timings_s"]["synthesis_s"]
+    cached = cache_dir() / "synthesis" / f"{first.manifest_['synthesis']['key']}.json"
+    cached.write_text("{truncated")  # a damaged cache entry is regenerated, never a crash
+    assert DaarTrainer(config).fit(rows).synthetic_ == first.synthetic_
 
 
 def test_scorer_outputs(tiny_bundle):
