@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--selection", required=True, help="selected JSONL written by dj-process")
     r.add_argument("--out", required=True, help="directory for report.txt and the PNG plots")
     r.add_argument("--id-key", default=None, help="field identifying rows, to mark the selected ones in the pool (default: whole-row match)")
+    r.add_argument("--score", choices=("probe_entropy", "predictor"), default="probe_entropy", help="the score the selector ranked by (default: probe_entropy, the selectors' default)")
     return parser
 
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from .report import write_report
 
-            print(write_report(args.pool, args.selection, args.out, args.id_key))
+            print(write_report(args.pool, args.selection, args.out, args.id_key, args.score))
     except _ERRORS as exc:
         print(f"daar: error: {exc}", file=sys.stderr)
         return 2

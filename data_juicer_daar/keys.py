@@ -8,6 +8,8 @@ DOMAIN_PROBS = "daar_domain_probs"
 DIVERSITY = "daar_diversity"
 #: stats (filter with ``score_source: probe_entropy``): the domain probe's own entropy, in nats.
 PROBE_ENTROPY = "daar_probe_entropy"
+#: what an op can rank or filter by, and the stats key each one is stored under
+SCORE_KEYS = {"predictor": DIVERSITY, "probe_entropy": PROBE_ENTROPY}
 #: meta and stats: tag of the heads and text settings that wrote that row's DaaR keys; a later op
 #: reuses a value only when the tag equals its own (see ``op_scoring.reusable``).
 BUNDLE = "daar_bundle"

@@ -31,8 +31,7 @@ from .scoring import Scorer, Scores, check_bundle
 from .text import FORMATS, TextFields, render
 
 MODEL_TYPE = "daar_scorer"
-#: what an op can rank or filter by, and the stats key each one is stored under
-SCORE_KEYS = {"predictor": keys.DIVERSITY, "probe_entropy": keys.PROBE_ENTROPY}
+SCORE_KEYS = keys.SCORE_KEYS
 
 
 def _load_scorer(probe_path: str, model: str | None = None, batch_size: int = 32, device: str = "cpu") -> Scorer:

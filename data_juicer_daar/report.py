@@ -32,8 +32,9 @@ def _table(title: str, pool: Counter, sel: Counter, n_pool: int, n_sel: int) -> 
     return lines
 
 
-def write_report(pool_path: str | Path, selection_path: str | Path, out: str | Path, id_key: str | None = None) -> Path:
-    """Write report.txt and the plots into ``out``; returns the report path."""
+def write_report(pool_path: str | Path, selection_path: str | Path, out: str | Path, id_key: str | None = None, score: str = "probe_entropy") -> Path:
+    """Write report.txt and the plots into ``out``; returns the report path. ``score`` names the
+    score the selector ranked by ("probe_entropy", its default, or "predictor")."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,9 +46,12 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
             lacking = sum(id_key not in r for r in rows)
             if lacking:
                 raise CorpusError(f"--id-key {id_key!r}: {lacking} of {len(rows)} {name} rows have no such field; pass a field every row has, or omit --id-key to match whole rows")
-    missing = [i for i, r in enumerate(pool, 1) if keys.DIVERSITY not in (r.get(f"{DJ_PREFIX}stats__") or {})]
+    if score not in keys.SCORE_KEYS:
+        raise CorpusError(f"--score must be one of {', '.join(keys.SCORE_KEYS)}, got {score!r}")
+    key = keys.SCORE_KEYS[score]
+    missing = [i for i, r in enumerate(pool, 1) if (r.get(f"{DJ_PREFIX}stats__") or {}).get(key) is None]
     if missing:
-        raise CorpusError(f"{pool_path}: row {missing[0]} has no daar_diversity stats; pass the scored pool written by the filter's stats_export_path")
+        raise CorpusError(f"{pool_path}: row {missing[0]} has no {key} stats; pass the scored pool written by the filter's stats_export_path")
     chosen = Counter(_row_key(r, id_key) for r in selection)
     picked = []
     for row in pool:
@@ -57,7 +61,7 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
             chosen[key] -= 1
     unmatched = sum(chosen.values())
     meta = [r.get(f"{DJ_PREFIX}meta__") or {} for r in pool]
-    rewards = np.array([r[f"{DJ_PREFIX}stats__"][keys.DIVERSITY] for r in pool], dtype=float)
+    rewards = np.array([r[f"{DJ_PREFIX}stats__"][key] for r in pool], dtype=float)
     picked = np.array(picked)
     domains = [m.get(keys.DOMAIN, "<not tagged>") for m in meta]
     pool_dom = Counter(domains)
@@ -76,13 +80,13 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
     if unmatched:
         lines.append(f"  note: {unmatched} selected rows were not found in the pool (different files?)")
     lines += [""] + _table("Predicted domain", pool_dom, sel_dom, len(pool), int(picked.sum()))
-    lines += ["", "Reward (daar_diversity) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
+    lines += ["", f"Score ({key}) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
     for lo, hi, a, b in zip(edges[:-1], edges[1:], pool_hist, sel_hist):
         lines.append(f"  {lo:5.3f}-{hi:5.3f}     {a:>8}{b:>10}")
     if not selection:
         lines.append("  the selection is empty: no row was kept")
     if picked.any():
-        lines.append(f"  mean reward: pool {rewards.mean():.4f}, selected {rewards[picked].mean():.4f}")
+        lines.append(f"  mean score: pool {rewards.mean():.4f}, selected {rewards[picked].mean():.4f}")
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,9 +105,9 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.hist(rewards, bins=edges, alpha=0.6, label="pool")
     ax.hist(rewards[picked], bins=edges, alpha=0.8, label="selected")
-    ax.set_xlabel("daar_diversity (predicted entropy, nats)")
+    ax.set_xlabel(f"{key} (nats)")
     ax.set_ylabel("samples")
-    ax.set_title("Reward distribution")
+    ax.set_title("Score distribution")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "rewards.png", dpi=110)

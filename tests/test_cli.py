@@ -124,7 +124,7 @@ def test_default_model_train_select_report(tmp_path):
 def test_report_rejects_unscored_pool(tmp_path):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(1))
     result = run("daar", "report", "--pool", str(pool), "--selection", str(pool), "--out", str(tmp_path / "r"))
-    assert result.returncode == 2 and "has no daar_diversity stats" in result.stderr
+    assert result.returncode == 2 and "has no daar_probe_entropy stats" in result.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["nope"], ["common"]])

@@ -97,7 +97,10 @@ def test_filter_range_and_probe_entropy(tiny_bundle):
     for stat, meta in zip(entropy[Fields.stats], mapped[Fields.meta]):
         p = np.array(meta[keys.DOMAIN_PROBS])
         assert stat[keys.PROBE_ENTROPY] == pytest.approx(float(-(p * np.log(p)).sum()), abs=1e-5)
-        assert keys.DIVERSITY not in stat  # the entropy has its own key: a later op cannot mistake it for the reward
+        assert stat[keys.DIVERSITY] == pytest.approx(meta[keys.DIVERSITY], abs=1e-5)  # each score under its own key
+    by_entropy = sorted(s[keys.PROBE_ENTROPY] for s in entropy[Fields.stats])
+    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="probe_entropy", min_score=by_entropy[len(rows) // 2])], rows)
+    assert len(kept) == sum(v >= by_entropy[len(rows) // 2] for v in by_entropy)
 
 
 def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
@@ -136,7 +139,7 @@ def test_scores_of_another_bundle_or_text_setting_are_never_reused(tiny_bundle, 
     assert len({st[keys.BUNDLE] for st in rescored[Fields.stats]} | {st[keys.BUNDLE] for st in scored_a[Fields.stats]}) == 2
     # the selector ranks by B's scores and B's domains, never by A's meta
     picked = run_ops(b, carried)["id"]
-    expected = DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced").spec.pick(fresh_b.reward.tolist(), fresh_b.domains)
+    expected = DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced").spec.pick(fresh_b.entropy.tolist(), fresh_b.domains)
     assert picked == [rows[i]["id"] for i in expected]
 
     # the same bundle with another text setting embeds again (here: a text field no row has -> no text)
@@ -154,18 +157,19 @@ def test_selector_scores_by_itself_when_alone(tiny_bundle):
     assert alone["id"] == chained["id"] and len(alone) == 5
 
 
+@pytest.mark.parametrize("source", ["probe_entropy", "predictor"])
 @pytest.mark.parametrize("mode, ratios", [("overall", None), ("balanced", None), ("custom", {"coding": 0.6, "mathematics": 0.4})])
-def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios):
+def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, source):
     from data_juicer_daar.selection import select, shares_for
 
     rows = theme_rows(10)
     path = str(tiny_bundle)
     scored = run_ops([DaarDomainProbeMapper(probe_path=path), DaarDiversityScoreFilter(probe_path=path)], rows)
-    rewards = [s[keys.DIVERSITY] for s in scored[Fields.stats]]
+    rewards = [s[keys.SCORE_KEYS[source]] for s in scored[Fields.stats]]
     domains = [m[keys.DOMAIN] for m in scored[Fields.meta]]
     names = ["common_sense", "reasoning", "mathematics", "coding"]
     expected = [rows[i]["id"] for i in select(rewards, domains, 10, shares_for(mode, names, ratios))]
-    selected = DaarTopkRewardSelector(probe_path=path, topk=10, mode=mode, domain_ratios=ratios).run(scored)
+    selected = DaarTopkRewardSelector(probe_path=path, topk=10, mode=mode, domain_ratios=ratios, score_source=source).run(scored)
     assert selected["id"] == expected
     assert expected == sorted(expected, key=[r["id"] for r in rows].index)  # input order kept
 

@@ -16,10 +16,10 @@ OP_NAME = "daar_diversity_score_filter"
 @OPERATORS.register_module(OP_NAME)
 class DaarDiversityScoreFilter(ScoringOp, Filter):
     """Computes stats ``daar_diversity``, the bundle's predicted diversity reward (the paper's
-    selection score, in [0, ln K]), or with ``score_source: probe_entropy`` stats
-    ``daar_probe_entropy``, the domain probe's own entropy; plus stats ``daar_bundle``, the tag of
-    the heads and text settings that computed them. Keeps samples whose score lies in
-    ``[min_score, max_score]`` (each bound optional). Reuses the ``daar_domain_probe_mapper`` meta
+    selection score, in [0, ln K]), and ``daar_probe_entropy``, the domain probe's own calibrated
+    entropy (the selectors' default ranking), both from one backbone pass; plus stats
+    ``daar_bundle``, the tag of the heads and text settings that computed them. Keeps samples whose
+    ``score_source`` score lies in ``[min_score, max_score]`` (each bound optional). Reuses the ``daar_domain_probe_mapper`` meta
     and stats already present only when they carry this op's tag, so the backbone runs once per
     sample and a row scored with another bundle or text setting is scored again (the count is
     logged). A sample without usable text scores 0."""
@@ -47,8 +47,9 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         :param probe_path: bundle directory written by ``daar train`` (required).
         :param min_score: keep samples scoring at least this; ``None`` = no lower bound.
         :param max_score: keep samples scoring at most this; ``None`` = no upper bound.
-        :param score_source: "predictor" (the reward head, default; stats ``daar_diversity``) or
-            "probe_entropy" (the probe's own entropy; stats ``daar_probe_entropy``).
+        :param score_source: which stat ``min_score``/``max_score`` apply to: "predictor" (the
+            reward head, stats ``daar_diversity``; default) or "probe_entropy" (stats
+            ``daar_probe_entropy``). Both stats are written either way.
         :param model_path: backbone directory to use instead of the bundle's (same weights, checked).
         :param model_batch_size: texts per backbone forward pass (default 32).
         :param text_format: "auto", "alpaca", "messages" or "text" (see the mapper).
@@ -70,33 +71,24 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         self.stat_key = SCORE_KEYS[score_source]
         self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
 
-    def _write(self, stat: dict, value: float, tag: str) -> None:
-        if stat.get(keys.BUNDLE) != tag:  # values written under another tag are no longer vouched for
-            for key in SCORE_KEYS.values():
-                if key in stat:
-                    stat[key] = None
-        stat[self.stat_key] = value
-        stat[keys.BUNDLE] = tag
-
     @guarded
     def compute_stats_batched(self, samples, rank=None, **kwargs):
         stats = samples[Fields.stats]
         metas = self.meta_column(samples)
         todo, stale = [], 0
         for i, stat in enumerate(stats):
-            value = stored_score(stat, metas[i], self.tag, self.score_source)
-            if value is None:
-                stale += stat.get(self.stat_key) is not None
+            values = {key: stored_score(stat, metas[i], self.tag, source) for source, key in SCORE_KEYS.items()}
+            if None in values.values():
+                stale += any(stat.get(key) is not None for key in SCORE_KEYS.values())
                 todo.append(i)
-            elif stat.get(keys.BUNDLE) != self.tag or stat.get(self.stat_key) is None:
-                self._write(stat, value, self.tag)
+            elif stat.get(keys.BUNDLE) != self.tag or any(stat.get(key) is None for key in values):
+                stat.update(values, **{keys.BUNDLE: self.tag})
         if stale:
-            logger.info(f"{self._name}: {stale} of {len(stats)} samples carried {self.stat_key} from another bundle or text setting; scoring them again")
+            logger.info(f"{self._name}: {stale} of {len(stats)} samples carried DaaR stats of another bundle or text setting; scoring them again")
         if todo:
             scored = self.score_rows(samples, todo, rank)
-            values = scored.reward if self.score_source == "predictor" else scored.entropy
             for j, i in enumerate(todo):
-                self._write(stats[i], float(values[j]), scored.tag)
+                stats[i].update({keys.DIVERSITY: float(scored.reward[j]), keys.PROBE_ENTROPY: float(scored.entropy[j]), keys.BUNDLE: scored.tag})
         return samples
 
     def process_batched(self, samples):

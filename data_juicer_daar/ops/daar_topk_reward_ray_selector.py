@@ -30,7 +30,7 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
         top_ratio: float | None = None,
         mode: str = "overall",
         domain_ratios: dict | None = None,
-        score_source: str = "predictor",
+        score_source: str = "probe_entropy",
         model_path: str | None = None,
         model_batch_size: int = 32,
         text_format: str = "auto",
@@ -49,7 +49,7 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
             ratio limit. At least one must be set; with both, the smaller selection applies.
         :param mode: "overall" (default), "balanced" or "custom".
         :param domain_ratios: for ``custom`` only: {domain name: share}, shares summing to 1.
-        :param score_source: "predictor" (default) or "probe_entropy": which score ranks the samples.
+        :param score_source: "probe_entropy" (default) or "predictor": which score ranks the samples.
         :param model_path: backbone directory to use instead of the bundle's (default executor only).
         :param model_batch_size: texts per backbone forward pass (default executor only).
         :param text_format: "auto", "alpaca", "messages" or "text" (default executor only).

@@ -17,7 +17,7 @@ _CHUNK = 1000  # rows rendered and scored together when the selector scores by i
 @OPERATORS.register_module(OP_NAME)
 class DaarTopkRewardSelector(ScoringOp, Selector):
     """Keeps ``topk`` samples, or a ``top_ratio`` of them (the smaller when both are set), ranked by
-    stats ``daar_diversity`` (or ``daar_probe_entropy`` with ``score_source: probe_entropy``), read
+    stats ``daar_probe_entropy`` (default) or ``daar_diversity`` (``score_source: predictor``), read
     only when tagged with this op's bundle and text settings. ``mode: overall`` ranks the whole pool (the paper); ``balanced`` gives
     every domain of the bundle an equal share of the budget; ``custom`` gives each domain the share in
     ``domain_ratios`` (the paper's customised selection). Domains come from meta ``daar_domain``.
@@ -32,7 +32,7 @@ class DaarTopkRewardSelector(ScoringOp, Selector):
         top_ratio: float | None = None,
         mode: str = "overall",
         domain_ratios: dict | None = None,
-        score_source: str = "predictor",
+        score_source: str = "probe_entropy",
         model_path: str | None = None,
         model_batch_size: int = 32,
         text_format: str = "auto",
@@ -53,8 +53,9 @@ class DaarTopkRewardSelector(ScoringOp, Selector):
         :param mode: "overall" (default), "balanced" or "custom".
         :param domain_ratios: for ``custom`` only: {domain name: share of the budget}, bundle domain
             names only, shares summing to 1. Domains left out get no quota.
-        :param score_source: "predictor" (the reward head, default) or "probe_entropy" (the
-            probe's own entropy): which score ranks the samples.
+        :param score_source: which score ranks the samples: "probe_entropy" (the probe's own
+            calibrated entropy, stats ``daar_probe_entropy``; default: it selected better than the
+            predictor in the benchmarks) or "predictor" (the paper's reward head, ``daar_diversity``).
         :param model_path: backbone directory to use instead of the bundle's (same weights, checked).
         :param model_batch_size: texts per backbone forward pass (default 32).
         :param text_format: "auto", "alpaca", "messages" or "text" (see the mapper).
