@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsonlines
-from safetensors import SafetensorError
+import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .heads import Head
@@ -107,8 +108,18 @@ def read_synthetic(path: str | Path) -> list[dict]:
         return list(reader)
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load and validate a bundle directory."""
+def _expected_shapes(manifest: dict) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape the manifest implies (built on the meta device: no kernels run)."""
+    heads = manifest["heads"]
+    dim, k = int(manifest["backbone"]["dim"]), len(manifest["domains"])
+    with torch.device("meta"):
+        parts = {"probe.": Head(dim, k, heads["hidden"]), "predictor.": Head(dim, 1, heads["hidden"])}
+    return {prefix + n: tuple(t.shape) for prefix, head in parts.items() for n, t in head.state_dict().items()}
+
+
+def verify_bundle(path: str | Path) -> dict:
+    """Check a bundle without loading its heads (manifest, weights digest, every tensor's name and
+    shape); returns the manifest. No torch kernel runs, so ops call it before Data-Juicer forks."""
     path = Path(path)
     manifest = read_manifest(path)
     weights = path / WEIGHTS
@@ -117,16 +128,28 @@ def load_bundle(path: str | Path) -> Bundle:
     if _sha256(weights) != manifest.get("weights_sha256"):
         raise BundleError(f"probe bundle {path}: {WEIGHTS} is corrupted (digest differs from the manifest)")
     try:
-        heads = manifest["heads"]
-        dim, k = int(manifest["backbone"]["dim"]), len(manifest["domains"])
-        probe, predictor = Head(dim, k, heads["hidden"]), Head(dim, 1, heads["hidden"])
-        tensors = load_file(str(weights))
-        for prefix, head in (("probe.", probe), ("predictor.", predictor)):
-            head.load_state_dict({n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)}, strict=True)
+        expected = _expected_shapes(manifest)
+        with safe_open(str(weights), framework="pt") as f:
+            found = {n: tuple(f.get_slice(n).get_shape()) for n in f.keys()}
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"probe bundle {path}: manifest is incomplete ({type(exc).__name__}: {exc})") from None
-    except (RuntimeError, SafetensorError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"probe bundle {path}: weights do not match the manifest ({first})") from None
+    except SafetensorError as exc:
+        raise BundleError(f"probe bundle {path}: {WEIGHTS} is unreadable ({exc})") from None
+    if found != expected:
+        name = next(n for n in sorted(set(found) | set(expected)) if found.get(n) != expected.get(n))
+        raise BundleError(f"probe bundle {path}: weights do not match the manifest ({name}: {found.get(name)} in the file, {expected.get(name)} expected)")
+    return manifest
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load and validate a bundle directory."""
+    path = Path(path)
+    manifest = verify_bundle(path)
+    heads = manifest["heads"]
+    dim, k = int(manifest["backbone"]["dim"]), len(manifest["domains"])
+    probe, predictor = Head(dim, k, heads["hidden"]), Head(dim, 1, heads["hidden"])
+    tensors = load_file(str(path / WEIGHTS))
+    for prefix, head in (("probe.", probe), ("predictor.", predictor)):
+        head.load_state_dict({n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)}, strict=True)
     probe.eval(), predictor.eval()
     return Bundle(path, manifest, probe, predictor)

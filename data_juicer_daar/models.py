@@ -170,14 +170,26 @@ def _used(name: str, num_layers: int | None) -> bool:
     return not name.startswith("lm_head")  # embeddings and the final norm; the LM head is never run
 
 
+def _hash_tensors(h: "hashlib._Hash", path: Path, num_layers: int | None) -> None:
+    """Feed the used tensors of one safetensors file into ``h``, read straight from the file's
+    header offsets (no torch: this runs in the main process before Data-Juicer forks workers)."""
+    with path.open("rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+        for name in sorted(k for k in header if k != "__metadata__" and _used(k, num_layers)):
+            info = header[name]
+            start, end = info["data_offsets"]
+            h.update(f"{name}:{info['dtype']}:{info['shape']}".encode())
+            fh.seek(8 + size + start)
+            for offset in range(start, end, 1 << 26):  # 64 MiB at a time
+                h.update(fh.read(min(1 << 26, end - offset)))
+
+
 def model_fingerprint(model_dir: Path, num_layers: int | None = None) -> str:
     """Identity of the weights a backbone of ``num_layers`` blocks uses (None: the whole model): the
     config and a digest of every tensor it reads (embeddings, blocks < L, final norm). Hashing
     multi-GB weights takes seconds, so the result is cached under the cache directory, keyed by the
     directory, L and each weight file's size and modification time."""
-    import torch
-    from safetensors import safe_open
-
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
         raise ModelError(f"model {model_dir} has no .safetensors weights (other formats are not read, for safety)")
@@ -192,12 +204,10 @@ def model_fingerprint(model_dir: Path, num_layers: int | None = None) -> str:
         config.pop(volatile, None)
     h.update(json.dumps(config, sort_keys=True).encode())
     for path in files:
-        with safe_open(str(path), framework="pt") as weights:
-            for name in sorted(weights.keys()):
-                if _used(name, num_layers):
-                    tensor = weights.get_tensor(name).contiguous()
-                    h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-                    h.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+        try:
+            _hash_tensors(h, path, num_layers)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"model weights {path} are not a readable safetensors file ({type(exc).__name__})") from None
     fingerprint = h.hexdigest()[:16]
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".tmp-{os.getpid()}")

@@ -27,6 +27,7 @@ from data_juicer.utils.constant import Fields
 from loguru import logger
 
 from . import keys
+from .bundle import manifest_fingerprint
 from .scoring import Scorer, Scores, check_bundle
 from .text import FORMATS, TextFields, render
 
@@ -86,11 +87,11 @@ class ScoringOp:
             raise ValueError(f"{self._name}: text_format must be one of {', '.join(FORMATS)}, got {text_format!r}")
         # everything checkable without the forward pass fails here, at start, in one line: a worker's
         # error would be swallowed by skip_op_error and its rows dropped
-        bundle, _ = check_bundle(probe_path, model_path)
+        manifest, _ = check_bundle(probe_path, model_path)
         self.probe_path = str(Path(probe_path).resolve())
-        self.domain_names = bundle.domains
+        self.domain_names = [d["name"] for d in manifest["domains"]]
         # part of the op's cache fingerprint: retraining into the same path invalidates cached results
-        self.bundle_fingerprint = bundle.fingerprint
+        self.bundle_fingerprint = manifest_fingerprint(manifest)
         self.text_fields = TextFields(
             fmt=text_format,
             instruction_key=self.instruction_key,

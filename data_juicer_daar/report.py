@@ -48,10 +48,10 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
                 raise CorpusError(f"--id-key {id_key!r}: {lacking} of {len(rows)} {name} rows have no such field; pass a field every row has, or omit --id-key to match whole rows")
     if score not in keys.SCORE_KEYS:
         raise CorpusError(f"--score must be one of {', '.join(keys.SCORE_KEYS)}, got {score!r}")
-    key = keys.SCORE_KEYS[score]
-    missing = [i for i, r in enumerate(pool, 1) if (r.get(f"{DJ_PREFIX}stats__") or {}).get(key) is None]
+    score_key = keys.SCORE_KEYS[score]
+    missing = [i for i, r in enumerate(pool, 1) if (r.get(f"{DJ_PREFIX}stats__") or {}).get(score_key) is None]
     if missing:
-        raise CorpusError(f"{pool_path}: row {missing[0]} has no {key} stats; pass the scored pool written by the filter's stats_export_path")
+        raise CorpusError(f"{pool_path}: row {missing[0]} has no {score_key} stats; pass the scored pool written by the filter's stats_export_path")
     chosen = Counter(_row_key(r, id_key) for r in selection)
     picked = []
     for row in pool:
@@ -61,7 +61,7 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
             chosen[key] -= 1
     unmatched = sum(chosen.values())
     meta = [r.get(f"{DJ_PREFIX}meta__") or {} for r in pool]
-    rewards = np.array([r[f"{DJ_PREFIX}stats__"][key] for r in pool], dtype=float)
+    rewards = np.array([r[f"{DJ_PREFIX}stats__"][score_key] for r in pool], dtype=float)
     picked = np.array(picked)
     domains = [m.get(keys.DOMAIN, "<not tagged>") for m in meta]
     pool_dom = Counter(domains)
@@ -80,7 +80,7 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
     if unmatched:
         lines.append(f"  note: {unmatched} selected rows were not found in the pool (different files?)")
     lines += [""] + _table("Predicted domain", pool_dom, sel_dom, len(pool), int(picked.sum()))
-    lines += ["", f"Score ({key}) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
+    lines += ["", f"Score ({score_key}) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
     for lo, hi, a, b in zip(edges[:-1], edges[1:], pool_hist, sel_hist):
         lines.append(f"  {lo:5.3f}-{hi:5.3f}     {a:>8}{b:>10}")
     if not selection:
@@ -105,7 +105,7 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.hist(rewards, bins=edges, alpha=0.6, label="pool")
     ax.hist(rewards[picked], bins=edges, alpha=0.8, label="selected")
-    ax.set_xlabel(f"{key} (nats)")
+    ax.set_xlabel(f"{score_key} (nats)")
     ax.set_ylabel("samples")
     ax.set_title("Score distribution")
     ax.legend()

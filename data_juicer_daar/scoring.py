@@ -7,6 +7,7 @@ reward 0 and the domain ``keys.NO_TEXT_DOMAIN``.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from .backbone import Backbone
-from .bundle import Bundle, BundleError, load_bundle
+from .bundle import BundleError, load_bundle, verify_bundle
 from .keys import NO_TEXT_DOMAIN
 from .models import ModelError, model_fingerprint, resolve_model
 
@@ -34,17 +35,15 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
-def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[Bundle, Path]:
+def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[dict, Path]:
     """Everything about a bundle and its backbone that can be checked without running the model:
     the heads' digest and shapes against the manifest, the model directory and its config, and the
-    model's fingerprint against the bundle's. Raises a one-line ``BundleError``/``ModelError``."""
-    from transformers import AutoConfig
-
-    bundle = load_bundle(probe_path)
-    m = bundle.manifest
+    model's fingerprint against the bundle's. Returns (manifest, model directory); raises a one-line
+    ``BundleError``/``ModelError``. Runs no torch kernel, so ops call it before Data-Juicer forks."""
+    m = verify_bundle(probe_path)
     model_dir = resolve_model(model or m["backbone"]["model"])
     try:
-        AutoConfig.from_pretrained(model_dir)
+        json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
         fingerprint = model_fingerprint(model_dir, int(m["backbone"]["num_layers"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"model {model_dir}: config.json is unreadable or invalid ({type(exc).__name__})") from None
@@ -54,7 +53,7 @@ def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[Bund
             f"(fingerprint {m['backbone']['fingerprint']}) but {model_dir} has "
             f"fingerprint {fingerprint}: retrain the bundle for this model"
         )
-    return bundle, model_dir
+    return m, model_dir
 
 
 class Scorer:
@@ -67,8 +66,8 @@ class Scorer:
     """
 
     def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None) -> None:
-        self.bundle, model_dir = check_bundle(probe_path, model)
-        m = self.bundle.manifest
+        m, model_dir = check_bundle(probe_path, model)
+        self.bundle = load_bundle(probe_path)
         self.backbone = Backbone(
             model_dir,
             num_layers=m["backbone"]["num_layers"],
