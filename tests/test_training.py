@@ -110,7 +110,8 @@ def test_fit_temperature_minimises_held_out_nll():
     labels[::3] = torch.randint(0, 3, (len(labels[::3]),))  # a third relabelled at random: the optimum is interior
     t = fit_temperature(head, x, labels)
     with torch.no_grad():
-        nll = lambda temp: float(torch.nn.functional.cross_entropy(head.mlp((x - head.mean) / head.scale) / temp, labels))  # noqa: E731
+        raw = head.mlp((x - head.mean) / head.scale)  # logits before the temperature
+    nll = lambda temp: float(torch.nn.functional.cross_entropy(raw / temp, labels))  # noqa: E731
     assert float(head.temperature) == t
     assert nll(t) <= min(nll(t * 0.8), nll(t * 1.25), nll(1.0)) + 1e-6
 
