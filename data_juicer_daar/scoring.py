@@ -35,25 +35,30 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
-def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[dict, Path]:
-    """Everything about a bundle and its backbone that can be checked without running the model:
-    the heads' digest and shapes against the manifest, the model directory and its config, and the
-    model's fingerprint against the bundle's. Returns (manifest, model directory); raises a one-line
-    ``BundleError``/``ModelError``. Runs no torch kernel, so ops call it before Data-Juicer forks."""
-    m = verify_bundle(probe_path)
-    model_dir = resolve_model(model or m["backbone"]["model"])
+def check_model(manifest: dict, probe_path: str | Path, model: str | None = None) -> Path:
+    """The backbone directory for a bundle's ``manifest``, checked without running it: directory,
+    config and fingerprint against the bundle's. One-line ``ModelError``/``BundleError``."""
+    model_dir = resolve_model(model or manifest["backbone"]["model"])
     try:
         json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
-        fingerprint = model_fingerprint(model_dir, int(m["backbone"]["num_layers"]))
+        fingerprint = model_fingerprint(model_dir, int(manifest["backbone"]["num_layers"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"model {model_dir}: config.json is unreadable or invalid ({type(exc).__name__})") from None
-    if fingerprint != m["backbone"]["fingerprint"]:
+    if fingerprint != manifest["backbone"]["fingerprint"]:
         raise BundleError(
-            f"probe bundle {probe_path} was trained on backbone {m['backbone']['model']} "
-            f"(fingerprint {m['backbone']['fingerprint']}) but {model_dir} has "
+            f"probe bundle {probe_path} was trained on backbone {manifest['backbone']['model']} "
+            f"(fingerprint {manifest['backbone']['fingerprint']}) but {model_dir} has "
             f"fingerprint {fingerprint}: retrain the bundle for this model"
         )
-    return m, model_dir
+    return model_dir
+
+
+def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[dict, Path]:
+    """Everything about a bundle and its backbone that can be checked without loading either (heads'
+    digest and shapes, model directory, config, fingerprint). Returns (manifest, model directory).
+    Runs no torch kernel, so ops call it before Data-Juicer forks its workers."""
+    manifest = verify_bundle(probe_path)
+    return manifest, check_model(manifest, probe_path, model)
 
 
 class Scorer:
@@ -66,8 +71,9 @@ class Scorer:
     """
 
     def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None) -> None:
-        m, model_dir = check_bundle(probe_path, model)
         self.bundle = load_bundle(probe_path)
+        m = self.bundle.manifest
+        model_dir = check_model(m, probe_path, model)
         self.backbone = Backbone(
             model_dir,
             num_layers=m["backbone"]["num_layers"],
