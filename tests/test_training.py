@@ -276,3 +276,18 @@ def test_domain_without_examples_needs_examples_or_synthesis(tiny_model, theme_c
     path.write_text("domains:\n  - {name: a, description: x, examples: [{instruction: q, output: r}]}\n  - {name: b, description: y}\n")
     with pytest.raises(ValueError, match="domain 'b' has no usable examples; add examples to the domain file, or pass --synthesize"):
         DaarTrainer(tiny_config(tiny_model, domains_file=str(path))).fit(read_jsonl(theme_corpus))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"pseudo_labels": "spectral"}, "pseudo_labels must be one of overcluster_cosine, kmeans_cosine, kmeans_embedding"),
+        ({"clusters_per_domain": 0}, "clusters_per_domain must be >= 1, got 0"),
+        ({"entropy_targets": "both"}, "entropy_targets must be 'cross_fit' or 'in_sample'"),
+        ({"val_fraction": 1.0}, "val_fraction must be in (0, 1)"),
+    ],
+)
+def test_bad_train_config_is_one_line(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        TrainConfig(**kwargs)
+    assert message in str(error.value) and "\n" not in str(error.value)
