@@ -29,7 +29,6 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,14 +36,13 @@ import torch.nn.functional as F
 from loguru import logger
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, save  # noqa: E402
-from eval_pools import POOLS  # noqa: E402
-from labelled_pool import DOMAINS, SELECTORS, load_pool, selections  # noqa: E402
+from benchmarks.common import RESULTS, machine, save
+from benchmarks.eval_pools import POOLS
+from benchmarks.labelled_pool import DOMAINS, SELECTORS, load_pool, selections
 
-from data_juicer_daar.backbone import Backbone, pick_device  # noqa: E402
-from data_juicer_daar.models import prepare_default_model, quiet_loading  # noqa: E402
-from data_juicer_daar.text import render  # noqa: E402
+from data_juicer_daar.backbone import Backbone, pad_batch, pick_device
+from data_juicer_daar.models import prepare_default_model, quiet_loading
+from data_juicer_daar.text import render
 
 
 @dataclass(frozen=True)
@@ -125,11 +123,7 @@ class SplitModel:
         pad = self.tokenizer.pad_token_id
         for start in tqdm(range(0, len(todo), batch_size), desc="frozen trunk", unit="batch", leave=False, disable=not todo):
             chunk = todo[start : start + batch_size]
-            ids = torch.full((len(chunk), len(items[chunk[0]][0])), pad)
-            mask = torch.zeros_like(ids)
-            for j, i in enumerate(chunk):
-                ids[j, : len(items[i][0])] = torch.tensor(items[i][0])
-                mask[j, : len(items[i][0])] = 1
+            ids, mask = pad_batch([items[i][0] for i in chunk], pad)
             hidden = self.trunk.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
             for j, i in enumerate(chunk):
                 self.cache[i] = hidden[j, : len(items[i][0])].float().cpu()

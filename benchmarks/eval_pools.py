@@ -15,11 +15,9 @@ Usage: python benchmarks/eval_pools.py   (writes outputs/bench/pools/{demo,imbal
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT  # noqa: E402
+from benchmarks.common import OUT
 
 POOLS = ("demo", "imbalanced", "held_out")
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, machine, save  # noqa: E402
+from benchmarks.common import OUT, machine, save
 
 
 def big_model(path: Path) -> Path:

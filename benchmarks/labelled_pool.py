@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from common import OUT, demo_bundle, run_checked
-from eval_pools import pool_path
-from peers import longest_select, random_select, upstream_embed, upstream_kmeans_select
+from benchmarks.common import OUT, demo_bundle, run_checked
+from benchmarks.eval_pools import pool_path
+from benchmarks.peers import longest_select, random_select, upstream_embed, upstream_kmeans_select
 
 if TYPE_CHECKING:
     from data_juicer_daar.scoring import Scorer
@@ -123,12 +123,12 @@ def load_pool(name: str = "demo") -> Pool:
 
 def selections(pool: Pool, ratio: float, among: np.ndarray | None = None) -> dict[str, list[int]]:
     """Each selector's choice of ``ratio`` of the rows ``among`` (default: all); indices into the pool."""
-    from data_juicer_daar.selection import select, shares_for
+    from data_juicer_daar.selection import equal_shares, select
 
     among = np.arange(len(pool.rows)) if among is None else np.asarray(among)
     k = int(ratio * len(among))
     domains = [pool.domains[i] for i in among]
-    balanced = shares_for("balanced", pool.scorer.bundle.domains)
+    balanced = equal_shares(pool.scorer.bundle.domains)
     local = {
         "random": random_select(len(among), k),
         "longest instruction": longest_select([pool.rows[i] for i in among], k),

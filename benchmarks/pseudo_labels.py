@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, RESULTS, machine, save  # noqa: E402
-from eval_pools import POOLS, pool_path  # noqa: E402
-from labelled_pool import hungarian_accuracy  # noqa: E402
+from benchmarks.common import OUT, RESULTS, machine, save
+from benchmarks.eval_pools import POOLS, pool_path
+from benchmarks.labelled_pool import hungarian_accuracy
 
 SEEDS = range(5)
 

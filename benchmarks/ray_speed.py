@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, demo_bundle, demo_path, machine, run_recipe, save  # noqa: E402
+from benchmarks.common import OUT, demo_bundle, demo_path, machine, run_recipe, save
 
 
 def run(recipe_name: str, tag: str) -> dict:

@@ -16,10 +16,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, demo_bundle, demo_rows, machine, measure, run_recipe, save  # noqa: E402
+from benchmarks.common import OUT, demo_bundle, demo_rows, machine, measure, run_recipe, save
 
 
 def rows_of_size(n: int) -> list[dict]:
@@ -90,7 +88,7 @@ def run_dj(n: int, bundle: str) -> dict:
 
 
 def child(name: str, n: int, bundle: str) -> tuple[dict, float]:
-    code = f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from scoring_speed import variant; print('RESULT', json.dumps(variant({name!r}, {n}, {bundle!r})))"
+    code = f"import json; from benchmarks.scoring_speed import variant; print('RESULT', json.dumps(variant({name!r}, {n}, {bundle!r})))"
     out, rss = measure([sys.executable, "-c", code])
     result = json.loads(out.rsplit("RESULT", 1)[1])
     result["peak_rss_mib"] = rss

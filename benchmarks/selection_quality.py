@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, ratio, save  # noqa: E402
-from eval_pools import POOLS  # noqa: E402
-from labelled_pool import DOMAINS, hungarian_accuracy, load_pool, selections  # noqa: E402
+from benchmarks.common import RESULTS, machine, ratio, save
+from benchmarks.eval_pools import POOLS
+from benchmarks.labelled_pool import DOMAINS, hungarian_accuracy, load_pool, selections
 
 
 def describe(idx: list[int], truth: list[str], features: np.ndarray) -> dict:

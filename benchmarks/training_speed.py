@@ -10,10 +10,8 @@ import json
 import shutil
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, demo_path, machine, measure, save  # noqa: E402
+from benchmarks.common import OUT, demo_path, machine, measure, save
 
 
 def main() -> None:

@@ -4,8 +4,7 @@ Importing the package registers its operators with Data-Juicer; installing it ma
 discoverable through the ``data_juicer.ops`` entry point, so recipes need no extra paths.
 """
 
+from . import loaders, ops  # noqa: F401  (registers the operators and the saved-dataset source)
 from .version import __version__
-
-from . import ops  # noqa: E402,F401  (registers the operators)
 
 __all__ = ["__version__"]

@@ -17,6 +17,7 @@ import torch
 from loguru import logger
 from tqdm import tqdm
 
+from .errors import ConfigError
 from .models import model_fingerprint, model_label, quiet_loading, resolve_model
 
 
@@ -24,6 +25,20 @@ from .models import model_fingerprint, model_label, quiet_loading, resolve_model
 class Encoded:
     features: np.ndarray  # (n, d) float32: block-L output, final norm, masked mean
     embeddings: np.ndarray  # (n, d) float32: token embeddings, masked mean
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids and attention mask, both (b, t) with t the longest sequence."""
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return input_ids, mask
+
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 def pick_device(device: str | None = None) -> str:
@@ -39,6 +54,7 @@ class Backbone:
     :param max_length: tokens kept per text; longer texts are truncated.
     :param batch_size: texts per forward pass (batches are length-sorted, padded to their longest).
     :param device: "cpu", "cuda", "cuda:1", ...; ``None`` picks cuda when present.
+    :param dtype: "bfloat16", "float16" or "float32"; ``None`` = bfloat16 on CUDA, float32 on CPU.
     :param trust_remote_code: allow model code from the model directory (off by default).
     """
 
@@ -53,24 +69,27 @@ class Backbone:
         batch_size: int = 32,
         device: str | None = None,
         trust_remote_code: bool = False,
+        dtype: str | None = None,
     ) -> None:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+            raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
         if max_length < 1 or batch_size < 1:
-            raise ValueError(f"max_length and batch_size must be >= 1, got {max_length} and {batch_size}")
+            raise ConfigError(f"max_length and batch_size must be >= 1, got {max_length} and {batch_size}")
         self.model_dir = resolve_model(model)
         self.model_label = model_label(self.model_dir)
         self.fingerprint = model_fingerprint(self.model_dir, num_layers)  # the tensors this backbone reads
         self.num_layers, self.max_length, self.batch_size = num_layers, max_length, batch_size
         self.device = pick_device(device)
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        if dtype not in (None, *DTYPES):
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        dtype = DTYPES[dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")]
 
         config = AutoConfig.from_pretrained(self.model_dir, trust_remote_code=trust_remote_code)
         total = config.num_hidden_layers
         if num_layers > total:
-            raise ValueError(f"num_layers={num_layers} but {self.model_dir.name} has only {total} decoder blocks")
+            raise ConfigError(f"num_layers={num_layers} but {self.model_dir.name} has only {total} decoder blocks")
         config.num_hidden_layers = num_layers
         if isinstance(getattr(config, "layer_types", None), list):
             config.layer_types = config.layer_types[:num_layers]
@@ -117,12 +136,7 @@ class Backbone:
             chunk = [i for i in order[start : start + self.batch_size] if len(ids[i]) > 0]
             if not chunk:
                 continue
-            width = len(ids[chunk[0]])
-            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)  # (b, t)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)  # (b, t)
-            for row, i in enumerate(chunk):
-                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                mask[row, : len(ids[i])] = 1
+            input_ids, mask = pad_batch([ids[i] for i in chunk], pad)
             input_ids, mask = input_ids.to(self.device), mask.to(self.device)
             out = self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
             weights = mask.unsqueeze(-1).float()  # (b, t, 1)

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .errors import DaarError
 from .heads import Head
 
 FORMAT_VERSION = 1
@@ -29,7 +30,7 @@ WEIGHTS = "heads.safetensors"
 SYNTHETIC = "synthetic.jsonl"
 
 
-class BundleError(RuntimeError):
+class BundleError(DaarError, RuntimeError):
     """A probe bundle is missing, damaged or incompatible (one-line message)."""
 
 

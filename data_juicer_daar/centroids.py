@@ -23,6 +23,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 
+from .errors import ConfigError
+
 METHODS = ("overcluster_cosine", "kmeans_cosine", "kmeans_embedding")
 
 
@@ -73,9 +75,9 @@ def pseudo_labels(
     """
     k = len(anchor_features)
     if method not in METHODS:
-        raise ValueError(f"pseudo-label method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ConfigError(f"pseudo-label method must be one of {', '.join(METHODS)}, got {method!r}")
     if features.shape[0] < k:
-        raise ValueError(f"need at least K={k} probe samples for {k} domains, got {features.shape[0]}")
+        raise ConfigError(f"need at least K={k} probe samples for {k} domains, got {features.shape[0]}")
     if method == "kmeans_embedding":
         km = _kmeans(embeddings.astype(np.float64), centroids(anchor_embeddings), seed)
         labels, clusters = km.labels_, k

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .errors import DaarError
 
-class CorpusError(ValueError):
+
+class CorpusError(DaarError, ValueError):
     """The corpus cannot be used (one-line message naming the file and line)."""
 
 

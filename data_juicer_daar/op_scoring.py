@@ -4,7 +4,8 @@ The scorer (bundle heads + truncated backbone) is loaded lazily, once per worker
 Data-Juicer's ``prepare_model``/``get_model``; the op itself only carries the bundle path and
 fingerprint, so the model is never pickled with it. The mapper stores the reward next to the domain
 meta and the filter its stat, each tagged with the scoring tag (bundle heads + text settings); a
-later op reuses a value only under its own tag (``reusable``), else it scores the row again.
+later op reuses a value only under its own tag, else it scores the row again: ``ScoringOp.values``
+is that one path for every op (``stored_values`` alone in Ray workers, which cannot score).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 from data_juicer.utils import model_utils
 from data_juicer.utils.constant import Fields
@@ -28,7 +28,8 @@ from loguru import logger
 
 from . import keys
 from .bundle import manifest_fingerprint
-from .scoring import Scorer, Scores, check_bundle
+from .dropped_rows import warn_dropped_rows
+from .scoring import Scorer, Scores, check_bundle, entropy
 from .text import FORMATS, TextFields, render
 
 MODEL_TYPE = "daar_scorer"
@@ -43,6 +44,11 @@ def _load_scorer(probe_path: str, model: str | None = None, batch_size: int = 32
 model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 
 
+#: what an op can ask for per row: stored by an earlier op under its tag, or scored now
+VALUES = ("domain", "probs", "predictor", "probe_entropy", "issue")
+_CHUNK = 1000  # rows rendered and scored together
+
+
 @dataclass
 class Scored:
     """Scores of one batch, one entry per row."""
@@ -54,20 +60,49 @@ class Scored:
     issues: list[str]
     tag: str  # scoring tag of the heads that actually scored the batch and the op's text settings
 
+    def row(self, j: int) -> dict[str, Any]:
+        """Every value of row ``j`` by its ``VALUES`` name, and ``bundle``: the tag it was scored under."""
+        return {
+            "domain": self.domains[j], "probs": self.probs[j], "predictor": self.reward[j],
+            "probe_entropy": self.entropy[j], "issue": self.issues[j], "bundle": self.tag,
+        }
+
+
+#: the parameters every DaaR op takes, documented once; appended to each op's ``__init__`` docstring
+SHARED_PARAMS_DOC = """
+        :param probe_path: bundle directory written by ``daar train`` (required).
+        :param model_path: backbone directory to use instead of the one the bundle names; it must
+            hold the same weights (checked). ``None`` uses the bundle's model.
+        :param model_batch_size: texts per backbone forward pass (default 32).
+        :param text_format: "auto" recognises, per sample, Alpaca (``instruction_key`` or
+            ``output_key`` present), then ``messages_key``, then ``conversations_key``, then
+            ``text_key``, the first that has text; or force "alpaca", "messages", "sharegpt", "text".
+        :param input_key: Alpaca input field; the instruction field is ``instruction_key``.
+        :param output_key: Alpaca output field.
+        :param messages_key: chat field holding a list of ``{"role", "content"}`` turns.
+        :param conversations_key: ShareGPT field holding a list of ``{"from", "value"}`` turns
+            (``human``, ``gpt``, ``system``, ...).
+        :param args: extra args
+        :param kwargs: extra args
+"""
+
 
 class ScoringOp:
-    """Mixin for the three ops: parameters shared by all, validated at construction.
+    """Mixin for the DaaR ops: the shared parameters (validated at construction, see
+    ``SHARED_PARAMS_DOC``), lazy per-worker model loading, the one reuse-or-score path (``values``)
+    and the failure accounting that stops a run instead of losing rows.
 
-    :param probe_path: bundle directory written by ``daar train``.
-    :param model_path: backbone to use instead of the one the bundle names (must be the same weights;
-        e.g. the model's path on this node). ``None`` uses the bundle's.
-    :param model_batch_size: texts per backbone forward pass.
-    :param text_format: "auto" (recognise Alpaca / messages / text per sample), "alpaca",
-        "messages" or "text".
-    :param input_key: Alpaca input field (the instruction field is ``instruction_key``).
-    :param output_key: Alpaca output field.
-    :param messages_key: chat field (a list of role/content dicts).
+    Data-Juicer reads each op's parameters from its own ``__init__`` signature, so the shared
+    parameters are repeated in every op's signature; their documentation lives here only.
     """
+
+    reuse_hint = ""  # said when this op scores rows no earlier op scored (selectors: how to avoid it)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and init.__doc__:
+            init.__doc__ = init.__doc__.rstrip() + "\n" + SHARED_PARAMS_DOC
 
     def _init_scoring(
         self,
@@ -78,6 +113,7 @@ class ScoringOp:
         input_key: str,
         output_key: str,
         messages_key: str,
+        conversations_key: str,
     ) -> None:
         if not isinstance(probe_path, (str, Path)) or not str(probe_path):
             raise ValueError(f"{self._name}: probe_path must be a bundle directory, got {probe_path!r}")
@@ -88,6 +124,7 @@ class ScoringOp:
         # everything checkable without the forward pass fails here, at start, in one line: a worker's
         # error would be swallowed by skip_op_error and its rows dropped
         manifest, _ = check_bundle(probe_path, model_path)
+        warn_dropped_rows()
         self.probe_path = str(Path(probe_path).resolve())
         self.domain_names = [d["name"] for d in manifest["domains"]]
         # part of the op's cache fingerprint: retraining into the same path invalidates cached results
@@ -98,6 +135,7 @@ class ScoringOp:
             input_key=input_key,
             output_key=output_key,
             messages_key=messages_key,
+            conversations_key=conversations_key,
             text_key=self.text_key,
         )
         self.tag = scoring_tag(self.bundle_fingerprint, self.text_fields)
@@ -141,9 +179,9 @@ class ScoringOp:
             torch.set_num_threads(threads)
         return scorer
 
-    def score_rows(self, columns: dict[str, list], rows: Sequence[int], rank: int | None = None) -> Scored:
-        """Render and score the given rows of a batch; counts odd samples in one log line."""
-        rendered = [render({k: columns[k][i] for k in columns if not k.startswith("__dj__")}, self.text_fields) for i in rows]
+    def score_rows(self, rows: Sequence[Any], rank: int | None = None) -> Scored:
+        """Render and score rows (sample mappings); counts odd samples in one log line."""
+        rendered = [render(row, self.text_fields) for row in rows]
         t0 = time.perf_counter()
         scorer = self._scorer(rank)
         t1 = time.perf_counter()
@@ -158,8 +196,39 @@ class ScoringOp:
         tag = scoring_tag(scorer.fingerprint, self.text_fields)
         return Scored(scores.domains, scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, tag)
 
-    def meta_column(self, columns: dict[str, list]) -> list:
-        return columns.get(Fields.meta) or [None] * len(next(iter(columns.values())))
+    def values(
+        self,
+        wanted: Sequence[str],
+        stats: Sequence[Any],
+        metas: Sequence[Any],
+        rows_of: Callable[[list[int]], Sequence[Any]],
+        rank: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The one reuse-or-score path of every op: per row, the ``wanted`` values (names of
+        ``VALUES``) and ``bundle``, the tag they belong to. Values an earlier op stored under this
+        op's tag are reused; every other row is scored here, ``rows_of(indices)`` giving its samples."""
+        out = [stored_values(stat, meta, self.tag, wanted) for stat, meta in zip(stats, metas)]
+        todo = [i for i, v in enumerate(out) if v is None]
+        if not todo:
+            return out
+        stale = sum(1 for i in todo if self.tag not in (_tag_of(stats[i]), _tag_of(metas[i])) and (_tag_of(stats[i]) or _tag_of(metas[i])))
+        if stale:
+            logger.info(f"{self._name}: {stale} of {len(out)} samples carried DaaR values of another bundle or text setting; scoring them again")
+        if self.reuse_hint and len(todo) > stale:
+            logger.info(f"{self._name}: {len(todo) - stale} of {len(out)} samples have no DaaR values yet; scoring them here ({self.reuse_hint})")
+        for start in range(0, len(todo), _CHUNK):
+            chunk = todo[start : start + _CHUNK]
+            scored = self.score_rows(rows_of(chunk), rank)
+            for j, i in enumerate(chunk):
+                out[i] = scored.row(j)
+        return out
+
+    def batch_values(self, wanted: Sequence[str], samples: dict[str, list], rank: int | None = None) -> list[dict[str, Any]]:
+        """``values`` for a Data-Juicer batch (a dict of equal-length columns)."""
+        n = len(next(iter(samples.values())))
+        stats = samples.get(Fields.stats) or [None] * n
+        metas = samples.get(Fields.meta) or [None] * n
+        return self.values(wanted, stats, metas, lambda rows: [{k: col[i] for k, col in samples.items()} for i in rows], rank)
 
 
 class ScoringFailed(RuntimeError):
@@ -185,28 +254,32 @@ def scoring_tag(bundle_fingerprint: str, fields: TextFields) -> str:
     return hashlib.sha256(json.dumps([bundle_fingerprint, asdict(fields)], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def reusable(record: Any, tag: str, key: str) -> Any:
-    """``record[key]`` when ``record`` (a row's meta or stats dict) was written under ``tag``, else
-    None. The one rule by which every op, Ray workers included, reuses an earlier op's value."""
-    if isinstance(record, dict) and record.get(keys.BUNDLE) == tag:
-        return record.get(key)
-    return None
+def _tag_of(record: Any) -> str | None:
+    return record.get(keys.BUNDLE) if isinstance(record, dict) else None
 
 
-def stored_score(stat: Any, meta: Any, tag: str, source: str) -> float | None:
-    """The ``source`` score ("predictor" or "probe_entropy") an earlier op stored for a row under
-    ``tag``: the filter's stat, else the mapper's meta; None when neither holds one."""
-    value = reusable(stat, tag, SCORE_KEYS[source])
-    if value is None and source == "predictor":
-        value = reusable(meta, tag, keys.DIVERSITY)
-    elif value is None:
-        probs = reusable(meta, tag, keys.DOMAIN_PROBS)
-        value = None if probs is None else probs_entropy(probs)
-    return None if value is None else float(value)
+def _stored(stat: dict, meta: dict, name: str) -> Any:
+    """Where each ``VALUES`` name is kept: scores in the filter's stats, else the mapper's meta."""
+    if name == "predictor":
+        return stat[keys.DIVERSITY] if stat.get(keys.DIVERSITY) is not None else meta.get(keys.DIVERSITY)
+    if name == "probe_entropy":
+        if stat.get(keys.PROBE_ENTROPY) is not None:
+            return stat[keys.PROBE_ENTROPY]
+        probs = meta.get(keys.DOMAIN_PROBS)
+        return None if probs is None else float(entropy(torch.tensor(probs, dtype=torch.float32)))
+    return meta.get({"domain": keys.DOMAIN, "probs": keys.DOMAIN_PROBS, "issue": keys.ISSUE}[name])
 
 
-def probs_entropy(probs: Sequence[float]) -> float:
-    """Entropy of a stored probability vector (0 for the no-text all-zero vector)."""
-    p = np.asarray(probs, dtype=np.float64)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
+def stored_values(stat: Any, meta: Any, tag: str, wanted: Sequence[str]) -> dict[str, Any] | None:
+    """The ``wanted`` values an earlier op stored for a row (its stats and meta dicts) under
+    ``tag``, plus ``bundle``; None when any is missing. A record written under another tag counts
+    as missing. Pure, so Ray workers use it too."""
+    stat = stat if _tag_of(stat) == tag else {}
+    meta = meta if _tag_of(meta) == tag else {}
+    out: dict[str, Any] = {"bundle": tag}
+    for name in wanted:
+        value = _stored(stat, meta, name)
+        if value is None:
+            return None
+        out[name] = value
+    return out

@@ -1,20 +1,27 @@
-"""``daar report``: what was selected, as text and PNG plots.
+"""``daar report``: what was selected, as text, PNG plots and one self-contained HTML page.
 
 Inputs: the scored pool (the filter's ``stats_export_path`` output: every row with its DaaR meta and
-stats) and the selection written by ``dj-process``. Output: ``report.txt``, ``domains.png`` and
-``rewards.png`` in a directory.
+stats), the selection written by ``dj-process`` and, optionally, the bundle. Output, in a
+directory: ``report.txt``, ``report.html`` (plots embedded; per domain the highest- and
+lowest-scoring rows; the bundle's training facts), ``domains.png``, ``rewards.png`` and
+``rewards_by_domain.png``.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import keys
+from .bundle import read_manifest
 from .corpus import CorpusError, read_jsonl
+from .text import render
 
 DJ_PREFIX = "__dj__"
 
@@ -32,14 +39,33 @@ def _table(title: str, pool: Counter, sel: Counter, n_pool: int, n_sel: int) -> 
     return lines
 
 
-def write_report(pool_path: str | Path, selection_path: str | Path, out: str | Path, id_key: str | None = None, score: str = "probe_entropy") -> Path:
-    """Write report.txt and the plots into ``out``; returns the report path. ``score`` names the
-    score the selector ranked by ("probe_entropy", its default, or "predictor")."""
-    import matplotlib
+@dataclass
+class Selection:
+    """A scored pool with, per row, its score, predicted domain, text and whether it was selected."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    pool_path: str
+    selection_path: str
+    score_key: str
+    n_selected: int
+    scores: np.ndarray
+    domains: list[str]
+    picked: np.ndarray
+    texts: list[str]
+    issues: Counter
+    unmatched: int
 
+    def cutoffs(self) -> dict[str, float]:
+        """Lowest selected score per domain: the cut-off each domain's rows had to reach."""
+        out = {}
+        for d in dict.fromkeys(self.domains):
+            chosen = [s for s, dd, p in zip(self.scores, self.domains, self.picked) if p and dd == d]
+            if chosen:
+                out[d] = float(min(chosen))
+        return out
+
+
+def load_selection(pool_path: str | Path, selection_path: str | Path, id_key: str | None = None, score: str = "probe_entropy") -> Selection:
+    """Read the scored pool and the selection; mark each pool row that was selected."""
     pool, selection = read_jsonl(pool_path), read_jsonl(selection_path, allow_empty=True)
     if id_key is not None:
         for name, rows in (("pool", pool), ("selection", selection)):
@@ -59,59 +85,197 @@ def write_report(pool_path: str | Path, selection_path: str | Path, out: str | P
         picked.append(chosen[key] > 0)
         if chosen[key]:
             chosen[key] -= 1
-    unmatched = sum(chosen.values())
     meta = [r.get(f"{DJ_PREFIX}meta__") or {} for r in pool]
-    rewards = np.array([r[f"{DJ_PREFIX}stats__"][score_key] for r in pool], dtype=float)
-    picked = np.array(picked)
-    domains = [m.get(keys.DOMAIN, "<not tagged>") for m in meta]
-    pool_dom = Counter(domains)
-    sel_dom = Counter(d for d, p in zip(domains, picked) if p)
-    issues = Counter(m.get(keys.ISSUE) for m in meta if m.get(keys.ISSUE))
+    return Selection(
+        pool_path=str(pool_path),
+        selection_path=str(selection_path),
+        score_key=score_key,
+        n_selected=len(selection),
+        scores=np.array([r[f"{DJ_PREFIX}stats__"][score_key] for r in pool], dtype=float),
+        domains=[m.get(keys.DOMAIN, "<not tagged>") for m in meta],
+        picked=np.array(picked, dtype=bool),
+        texts=[render(r).text for r in pool],
+        issues=Counter(m.get(keys.ISSUE) for m in meta if m.get(keys.ISSUE)),
+        unmatched=sum(chosen.values()),
+    )
 
-    edges = np.linspace(0, max(float(rewards.max()), 1e-6), 11)
-    pool_hist, _ = np.histogram(rewards, edges)
-    sel_hist, _ = np.histogram(rewards[picked], edges)
+
+def _edges(sel: Selection) -> np.ndarray:
+    return np.linspace(0, max(float(sel.scores.max()), 1e-6), 11)
+
+
+def text_report(sel: Selection) -> list[str]:
+    n_pool, n_picked = len(sel.scores), int(sel.picked.sum())
+    pool_dom = Counter(sel.domains)
+    sel_dom = Counter(d for d, p in zip(sel.domains, sel.picked) if p)
+    edges = _edges(sel)
+    pool_hist, _ = np.histogram(sel.scores, edges)
+    sel_hist, _ = np.histogram(sel.scores[sel.picked], edges)
     lines = [
         "DaaR selection report",
-        f"  pool: {len(pool)} rows ({pool_path})",
-        f"  selected: {len(selection)} rows ({selection_path}), {100 * len(selection) / len(pool):.1f} % of the pool",
-        f"  unusual text in the pool: {dict(issues) or 'none'}",
+        f"  pool: {n_pool} rows ({sel.pool_path})",
+        f"  selected: {sel.n_selected} rows ({sel.selection_path}), {100 * sel.n_selected / n_pool:.1f} % of the pool",
+        f"  unusual text in the pool: {dict(sel.issues) or 'none'}",
     ]
-    if unmatched:
-        lines.append(f"  note: {unmatched} selected rows were not found in the pool (different files?)")
-    lines += [""] + _table("Predicted domain", pool_dom, sel_dom, len(pool), int(picked.sum()))
-    lines += ["", f"Score ({score_key}) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
+    if sel.unmatched:
+        lines.append(f"  note: {sel.unmatched} selected rows were not found in the pool (different files?)")
+    lines += [""] + _table("Predicted domain", pool_dom, sel_dom, n_pool, n_picked)
+    lines += ["", f"Score ({sel.score_key}) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
     for lo, hi, a, b in zip(edges[:-1], edges[1:], pool_hist, sel_hist):
         lines.append(f"  {lo:5.3f}-{hi:5.3f}     {a:>8}{b:>10}")
-    if not selection:
+    if not sel.n_selected:
         lines.append("  the selection is empty: no row was kept")
-    if picked.any():
-        lines.append(f"  mean score: pool {rewards.mean():.4f}, selected {rewards[picked].mean():.4f}")
+    if sel.picked.any():
+        lines.append(f"  mean score: pool {sel.scores.mean():.4f}, selected {sel.scores[sel.picked].mean():.4f}")
+    return lines
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def plots(sel: Selection, out: Path) -> dict[str, Path]:
+    """domains.png (pool vs selection per domain), rewards.png (score histogram) and
+    rewards_by_domain.png (score histogram per domain, the domain's cut-off marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pool_dom = Counter(sel.domains)
+    sel_dom = Counter(d for d, p in zip(sel.domains, sel.picked) if p)
     names = sorted(pool_dom, key=lambda d: -pool_dom[d])
-    x = np.arange(len(names))
+    edges = _edges(sel)
+    paths = {name: out / f"{name}.png" for name in ("domains", "rewards", "rewards_by_domain")}
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar(x - 0.2, [pool_dom[n] / len(pool) for n in names], 0.4, label="pool")
-    ax.bar(x + 0.2, [sel_dom[n] / max(picked.sum(), 1) for n in names], 0.4, label="selected")
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [pool_dom[n] / len(sel.scores) for n in names], 0.4, label="pool")
+    ax.bar(x + 0.2, [sel_dom[n] / max(sel.picked.sum(), 1) for n in names], 0.4, label="selected")
     ax.set_xticks(x, names, rotation=15)
     ax.set_ylabel("share")
     ax.set_title("Predicted domain: pool vs selection")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "domains.png", dpi=110)
+    fig.savefig(paths["domains"], dpi=110)
     plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.hist(rewards, bins=edges, alpha=0.6, label="pool")
-    ax.hist(rewards[picked], bins=edges, alpha=0.8, label="selected")
-    ax.set_xlabel(f"{score_key} (nats)")
+    ax.hist(sel.scores, bins=edges, alpha=0.6, label="pool")
+    ax.hist(sel.scores[sel.picked], bins=edges, alpha=0.8, label="selected")
+    ax.set_xlabel(f"{sel.score_key} (nats)")
     ax.set_ylabel("samples")
     ax.set_title("Score distribution")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "rewards.png", dpi=110)
+    fig.savefig(paths["rewards"], dpi=110)
     plt.close(fig)
+
+    cols = min(len(names), 2)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7, 2.6 * rows), squeeze=False, sharex=True)
+    cutoffs = sel.cutoffs()
+    labels = np.asarray(sel.domains, dtype=object)
+    for ax, name in zip(axes.flat, names):
+        mine = labels == name
+        ax.hist(sel.scores[mine], bins=edges, alpha=0.6, label="pool")
+        ax.hist(sel.scores[mine & sel.picked], bins=edges, alpha=0.8, label="selected")
+        if name in cutoffs:
+            ax.axvline(cutoffs[name], color="black", linestyle="--", linewidth=1, label=f"cut-off {cutoffs[name]:.3f}")
+        ax.set_title(name, fontsize=10)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.supxlabel(f"{sel.score_key} (nats)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(paths["rewards_by_domain"], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def examples(sel: Selection, per_side: int = 3) -> dict[str, dict[str, list[int]]]:
+    """Per domain, the row indices of its ``per_side`` highest- and lowest-scoring rows, each list
+    best first (ties broken by input position)."""
+    out = {}
+    labels = np.asarray(sel.domains, dtype=object)
+    for name in sorted(set(sel.domains)):
+        rows = np.flatnonzero(labels == name)
+        ranked = rows[np.lexsort((rows, -sel.scores[rows]))]
+        # both lists best first; a small domain's rows are shown once
+        out[name] = {"highest": ranked[:per_side].tolist(), "lowest": ranked[max(per_side, len(ranked) - per_side):].tolist()}
+    return out
+
+
+def bundle_facts(manifest: dict) -> dict[str, object]:
+    """What a reader needs to know about the bundle that scored the pool."""
+    metrics, synthesis = manifest.get("metrics", {}), manifest.get("synthesis", {})
+    per_domain = synthesis.get("per_domain", {})
+    accepted = sum(d.get("accepted", 0) for d in per_domain.values())
+    generated = sum(d.get("generated", 0) for d in per_domain.values())
+    return {
+        "model": manifest["backbone"]["model"],
+        "blocks kept (L)": manifest["backbone"]["num_layers"],
+        "domains": ", ".join(d["name"] for d in manifest["domains"]),
+        "pseudo-labels": manifest.get("training", {}).get("pseudo_labels"),
+        "probe validation accuracy": metrics.get("probe_val_accuracy"),
+        "probe temperature": metrics.get("probe_temperature"),
+        "predictor validation Spearman": metrics.get("predictor_val_spearman"),
+        "cluster sizes": ", ".join(f"{k} {v}" for k, v in (metrics.get("cluster_sizes") or {}).items()),
+        "probe set": f"{metrics.get('n_probe')} rows of a {metrics.get('n_pool')}-row pool",
+        "synthesis": f"{accepted} of {generated} generated examples accepted" if synthesis.get("enabled") else "off (the domain file's examples only)",
+    }
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def html_report(sel: Selection, pngs: dict[str, Path], facts: dict[str, object] | None, max_chars: int = 600) -> str:
+    """One self-contained page: summary, plots (embedded), examples per domain, bundle facts."""
+    esc = html.escape
+    cutoffs = sel.cutoffs()
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>DaaR selection report</title><style>",
+        "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;font-size:12px}"
+        "table.examples{width:100%;table-layout:fixed}table.examples col.n{width:5.5em}"
+        ".kept{background:#e8f5e9}img{max-width:100%}h2{border-bottom:1px solid #ddd}",
+        "</style></head><body><h1>DaaR selection report</h1>",
+        "<pre>" + esc("\n".join(text_report(sel))) + "</pre>",
+        "<h2>Pool vs selection per predicted domain</h2>", _img(pngs["domains"], "pool vs selection per domain"),
+        "<h2>Scores per domain, cut-off marked</h2>", _img(pngs["rewards_by_domain"], "score histogram per domain"),
+        "<h2>Scores, whole pool</h2>", _img(pngs["rewards"], "score histogram"),
+        f"<h2>Examples: highest and lowest {esc(sel.score_key)} per domain</h2>",
+        "<p>Rows kept by the selection are shaded green.</p>",
+    ]
+    for name, sides in examples(sel).items():
+        cut = f" (cut-off {cutoffs[name]:.4f})" if name in cutoffs else " (no row selected)"
+        parts.append(f"<h3>{esc(name)}{esc(cut)}</h3><table class='examples'><col class='n'><col class='n'><col class='n'><col>"
+                     "<tr><th></th><th>score</th><th>selected</th><th>text</th></tr>")
+        for side, rows in sides.items():
+            for i in rows:
+                text = sel.texts[i] if len(sel.texts[i]) <= max_chars else sel.texts[i][:max_chars] + " [...]"
+                kept = "kept" if sel.picked[i] else ""
+                parts.append(f"<tr class='{kept}'><td>{side}</td><td>{sel.scores[i]:.4f}</td><td>{'yes' if kept else 'no'}</td><td><pre>{esc(text)}</pre></td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Bundle</h2>")
+    if facts:
+        parts.append("<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in facts.items()) + "</table>")
+    else:
+        parts.append("<p>Pass <code>--bundle</code> to show the bundle's training facts.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(pool_path: str | Path, selection_path: str | Path, out: str | Path, id_key: str | None = None,
+                 score: str = "probe_entropy", bundle: str | Path | None = None) -> Path:
+    """Write report.txt, report.html (self-contained) and the PNG plots into ``out``; returns the
+    text report's path. ``score`` names the score the selector ranked by ("probe_entropy", its
+    default, or "predictor"); ``bundle`` adds the bundle's training facts to the page."""
+    facts = bundle_facts(read_manifest(bundle)) if bundle is not None else None
+    sel = load_selection(pool_path, selection_path, id_key, score)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = text_report(sel)
+    pngs = plots(sel, out)
+    (out / "report.html").write_text(html_report(sel, pngs, facts), encoding="utf-8")
     report = out / "report.txt"
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

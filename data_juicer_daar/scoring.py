@@ -68,9 +68,10 @@ class Scorer:
     :param model: model to use instead of the one the bundle names (must be the same weights).
     :param batch_size: texts per backbone forward pass.
     :param device: "cpu", "cuda", ...; ``None`` picks cuda when present.
+    :param dtype: backbone precision, see ``Backbone`` (``None``: bfloat16 on CUDA, float32 on CPU).
     """
 
-    def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None) -> None:
+    def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None, dtype: str | None = None) -> None:
         self.bundle = load_bundle(probe_path)
         m = self.bundle.manifest
         model_dir = check_model(m, probe_path, model)
@@ -80,6 +81,7 @@ class Scorer:
             max_length=m["backbone"]["max_length"],
             batch_size=batch_size,
             device=device,
+            dtype=dtype,
         )
         self.domains = self.bundle.domains
         self.max_entropy = math.log(len(self.domains))

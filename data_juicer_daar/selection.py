@@ -50,15 +50,9 @@ def validate_ratios(ratios: object, domains: Sequence[str], who: str) -> dict[st
     return {d: float(ratios[d]) for d in domains if d in ratios}
 
 
-def shares_for(mode: str, domains: Sequence[str], ratios: Mapping[str, float] | None = None) -> dict[str, float] | None:
-    """Per-domain shares of the budget: None for overall, equal for balanced, ``ratios`` for custom."""
-    if mode == "overall":
-        return None
-    if mode == "balanced":
-        return {d: 1.0 / len(domains) for d in domains}
-    if mode == "custom":
-        return dict(ratios or {})
-    raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+def equal_shares(domains: Sequence[str]) -> dict[str, float]:
+    """The balanced mode's shares: every domain the same part of the budget."""
+    return {d: 1.0 / len(domains) for d in domains}
 
 
 def select(
@@ -109,8 +103,10 @@ class TopkSpec:
             raise ValueError(f"{who}: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if (mode == "custom") != (domain_ratios is not None):
             raise ValueError(f"{who}: domain_ratios is required with mode 'custom' and only allowed there")
-        ratios = validate_ratios(domain_ratios, domains, who) if mode == "custom" else None
-        return cls(topk, top_ratio, mode, shares_for(mode, domains, ratios))
+        if mode == "overall":
+            return cls(topk, top_ratio, mode, None)
+        shares = equal_shares(domains) if mode == "balanced" else validate_ratios(domain_ratios, domains, who)
+        return cls(topk, top_ratio, mode, shares)
 
     def budget(self, n: int) -> int:
         return budget(n, self.topk, self.top_ratio)

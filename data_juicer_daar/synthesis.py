@@ -19,6 +19,8 @@ from loguru import logger
 from tqdm import tqdm
 
 from .domains import Domain
+from .errors import ConfigError
+from .options import option
 from .models import quiet_loading
 from .text import render
 
@@ -30,15 +32,18 @@ _NONE = {"", "none", "n/a", "<none>", "null", "-", "(none)"}
 
 @dataclass
 class SynthesisConfig:
-    warmup: int = 5  # examples written per domain before rejection sampling
-    n_per_domain: int = 20  # accepted examples per domain (seeds count); paper: 10 vs 30 barely differs
-    tau: float = 0.85  # max cosine to any accepted example (paper used 0.9 for math)
-    window: int = 3  # accepted examples shown as counter-examples per request
-    max_attempts: int = 16  # candidates per domain after warm-up, bounding the time spent
-    batch: int = 8  # candidates generated together (one batched generate call)
-    max_new_tokens: int = 128
-    temperature: float = 0.9
-    top_p: float = 0.95
+    """How ``--synthesize`` asks the instruct model for more examples per domain."""
+
+    warmup: int = option(5, help="examples written per domain before rejection sampling")
+    # paper: 10 vs 30 examples per domain barely differs
+    n_per_domain: int = option(20, help="accepted examples per domain, seeds included")
+    tau: float = option(0.85, help="largest cosine to an accepted example for a new one to be accepted (paper: 0.9 for math)")
+    window: int = option(3, help="accepted examples shown as counter-examples per request")
+    max_attempts: int = option(16, help="candidates per domain after warm-up (bounds the time spent)")
+    batch: int = option(8, flag="--gen-batch", help="candidates generated together (one batched generate call)")
+    max_new_tokens: int = option(128, help="tokens generated per candidate at most")
+    temperature: float = option(0.9, help="sampling temperature of the generation")
+    top_p: float = option(0.95, help="nucleus sampling mass of the generation")
 
 
 @dataclass
@@ -120,7 +125,7 @@ class Generator:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not self.tokenizer.chat_template:
-            raise ValueError(f"the instruct model at {model_dir} has no chat template; drop --synthesize or pass another --instruct-model")
+            raise ConfigError(f"the instruct model at {model_dir} has no chat template; drop --synthesize or pass another --instruct-model")
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         with quiet_loading():
             self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=trust_remote_code)
@@ -206,7 +211,7 @@ def synthesize(
             bar.close()
         if not result.examples:
             hint = "add examples to the domain file" if generate else "add examples to the domain file, or pass --synthesize"
-            raise ValueError(f"domain {domain.name!r} has no usable examples; {hint}")
+            raise ConfigError(f"domain {domain.name!r} has no usable examples; {hint}")
         logger.info(f"synthesis {domain.name}: {result.summary()}")
         results.append(result)
     return results

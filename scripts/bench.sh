@@ -13,4 +13,4 @@ fi
 shift
 bash scripts/setup_env.sh
 export HF_HUB_OFFLINE=1 PATH="$PWD/.venv/bin:$PATH"
-exec python "benchmarks/$name.py" "$@"
+exec python -m "benchmarks.$name" "$@"

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: runs dj-process, dj-analyze, Ray, the daar command or the default model in subprocesses (deselect with -m 'not slow' for a fast inner loop; CI runs all)")
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -38,6 +45,32 @@ def theme_rows(n_per_theme: int = 30) -> list[dict]:
 def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def read_rows(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def recipe(tmp_path: Path, pool, process: list, **extra) -> Path:
+    """A Data-Juicer recipe over ``pool`` (one worker) exporting to ``tmp_path/out/selected.jsonl``."""
+    config = {
+        "project_name": "daar-test",
+        **({"dataset_path": str(pool)} if pool is not None else {}),
+        "export_path": str(tmp_path / "out" / "selected.jsonl"),
+        "text_keys": "instruction",
+        "np": 1,
+        "process": process,
+        **extra,
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def dj(tool: str, config: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``dj-process`` or ``dj-analyze`` on a recipe, offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([str(Path(sys.executable).parent / tool), "--config", str(config)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -146,7 +146,6 @@ def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
     ],
 )
 def test_benchmark_bad_arguments_fail_in_one_line(script, args, message):
-    path = RECIPES.parent / "benchmarks" / f"{script}.py"
-    result = subprocess.run([sys.executable, str(path), *args], env=ENV, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", *args], cwd=RECIPES.parent, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]

@@ -1,7 +1,6 @@
 """The three ops through the Python API and through real `dj-process` / `dj-analyze` runs."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -9,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from data_juicer.core.data import NestedDataset
 from data_juicer.utils.constant import Fields
 
-from conftest import theme_rows, write_jsonl
+from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
 from data_juicer_daar import keys
 from data_juicer_daar.backbone import Backbone
 from data_juicer_daar.bundle import BundleError
 from data_juicer_daar.models import ModelError
 from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardRaySelector, DaarTopkRewardSelector
+from data_juicer_daar.op_topk import TopkOp
 from data_juicer_daar.scoring import Scorer
+from data_juicer_daar.text import render
 
 BIN = Path(sys.executable).parent
 HOSTILE = [
@@ -43,30 +43,6 @@ def run_ops(ops, rows):
     for op in ops:
         ds = op.run(ds)
     return ds
-
-
-def recipe(tmp_path, pool, process, **extra) -> Path:
-    config = {
-        "project_name": "daar-test",
-        "dataset_path": str(pool),
-        "export_path": str(tmp_path / "out" / "selected.jsonl"),
-        "text_keys": "instruction",
-        "np": 1,
-        "process": process,
-        **extra,
-    }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def dj(tool, config, cwd):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(BIN / tool), "--config", str(config)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def read_rows(path):
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 # -- Python API ----------------------------------------------------------------------------------
@@ -160,7 +136,7 @@ def test_selector_scores_by_itself_when_alone(tiny_bundle):
 @pytest.mark.parametrize("source", ["probe_entropy", "predictor"])
 @pytest.mark.parametrize("mode, ratios", [("overall", None), ("balanced", None), ("custom", {"coding": 0.6, "mathematics": 0.4})])
 def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, source):
-    from data_juicer_daar.selection import select, shares_for
+    from data_juicer_daar.selection import equal_shares, select
 
     rows = theme_rows(10)
     path = str(tiny_bundle)
@@ -168,7 +144,8 @@ def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, sou
     rewards = [s[keys.SCORE_KEYS[source]] for s in scored[Fields.stats]]
     domains = [m[keys.DOMAIN] for m in scored[Fields.meta]]
     names = ["common_sense", "reasoning", "mathematics", "coding"]
-    expected = [rows[i]["id"] for i in select(rewards, domains, 10, shares_for(mode, names, ratios))]
+    shares = {"overall": None, "balanced": equal_shares(names), "custom": ratios}[mode]
+    expected = [rows[i]["id"] for i in select(rewards, domains, 10, shares)]
     selected = DaarTopkRewardSelector(probe_path=path, topk=10, mode=mode, domain_ratios=ratios, score_source=source).run(scored)
     assert selected["id"] == expected
     assert expected == sorted(expected, key=[r["id"] for r in rows].index)  # input order kept
@@ -228,10 +205,14 @@ def test_filter_bad_parameters(tiny_bundle, kwargs, message):
         DaarDiversityScoreFilter(probe_path=str(tiny_bundle), **kwargs)
 
 
-@pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter])
+ALL_OPS = [DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector, DaarTopkRewardRaySelector]
+
+
+@pytest.mark.parametrize("op", ALL_OPS)
 def test_missing_bundle_fails_at_construction(op, tmp_path):
-    with pytest.raises(BundleError, match="does not exist"):
-        op(probe_path=str(tmp_path / "missing"))
+    selection = {"topk": 3} if issubclass(op, TopkOp) else {}
+    with pytest.raises(BundleError, match=f"probe bundle {tmp_path / 'missing'} does not exist"):
+        op(probe_path=str(tmp_path / "missing"), **selection)
 
 
 def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
@@ -330,23 +311,41 @@ def test_damaged_bundle_stops_dj_process_before_any_row(tiny_bundle, tiny_model,
     assert not (tmp_path / "out" / "selected.jsonl").exists()
 
 
-@pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector, DaarTopkRewardRaySelector])
-def test_every_op_parameter_is_documented(op):
+@pytest.mark.parametrize("op", ALL_OPS)
+def test_every_op_parameter_is_documented_once(op):
     import inspect
 
-    params = [p for p in inspect.signature(op.__init__).parameters if p not in ("self", "args", "kwargs")]
-    missing = [p for p in params if f":param {p}:" not in (op.__init__.__doc__ or "")]
-    assert params and not missing, f"{op.__name__} does not document {missing}"
+    params = [p for p in inspect.signature(op.__init__).parameters if p != "self"]
+    doc = op.__init__.__doc__ or ""
+    counts = {p: doc.count(f":param {p}:") for p in params}
+    assert params and all(n == 1 for n in counts.values()), f"{op.__name__}: {counts}"
 
 
-def test_entry_point_discovery_in_fresh_interpreter():
-    code = "from data_juicer.ops import OPERATORS, TAGGING_OPS; import sys; names = OPERATORS.modules; " \
-        "sys.exit(0 if {'daar_domain_probe_mapper','daar_diversity_score_filter','daar_topk_reward_selector'} <= set(names) " \
-        "and 'daar_domain_probe_mapper' in TAGGING_OPS.modules else 1)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300).returncode == 0
+@pytest.mark.slow
+def test_entry_point_discovery_in_fresh_interpreter(tiny_bundle):
+    """A fresh interpreter that never imports this package builds all four ops from recipe entries,
+    as dj-process does, and gets our classes (the mapper also as a tagging op)."""
+    entries = [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}},
+               {"daar_diversity_score_filter": {"probe_path": str(tiny_bundle), "min_score": 0.0}},
+               {"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 3}},
+               {"daar_topk_reward_ray_selector": {"probe_path": str(tiny_bundle), "top_ratio": 0.5, "mode": "balanced"}}]
+    code = (
+        "import json; from data_juicer.ops import load_ops, TAGGING_OPS; "
+        f"ops = load_ops({entries!r}); "
+        "print(json.dumps([[type(o).__module__, type(o).__name__, o._name, getattr(o, 'probe_path', None)] for o in ops] "
+        "+ [sorted(n for n in TAGGING_OPS.modules if n.startswith('daar_'))]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    *ops, tagging = json.loads(result.stdout.strip().splitlines()[-1])
+    names = [next(iter(e)) for e in entries]
+    assert [o[2] for o in ops] == names
+    assert [o[0] for o in ops] == [f"data_juicer_daar.ops.{n}" for n in names]
+    assert [o[1] for o in ops] == ["DaarDomainProbeMapper", "DaarDiversityScoreFilter", "DaarTopkRewardSelector", "DaarTopkRewardRaySelector"]
+    assert {o[3] for o in ops} == {str(tiny_bundle.resolve())}
+    assert tagging == ["daar_domain_probe_mapper"]
 
 
-# -- real dj-process / dj-analyze runs -----------------------------------------------------------
 def test_dj_process_full_recipe_with_hostile_rows(tiny_bundle, tmp_path):
     rows = theme_rows(10) + HOSTILE[:-1] + [NON_STRING]  # a null text_keys field is dropped by Data-Juicer itself
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
@@ -407,10 +406,21 @@ def test_dj_process_bad_parameter_fails_at_start(tiny_bundle, tmp_path):
     assert "mode must be one of overall, balanced, custom, got 'fancy'" in result.stdout + result.stderr
 
 
-def test_dj_analyze_reads_the_filter_stats(tiny_bundle, tmp_path):
-    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(5))
+def test_dj_analyze_reports_the_filter_stats(tiny_bundle, tmp_path):
+    """dj-analyze's overall table holds the same numbers as scoring the rows directly."""
+    import csv
+
+    rows = theme_rows(5)
+    pool = write_jsonl(tmp_path / "pool.jsonl", rows)
     config = recipe(tmp_path, pool, [{"daar_diversity_score_filter": {"probe_path": str(tiny_bundle)}}])
     result = dj("dj-analyze", config, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     overall = list((tmp_path / "out").rglob("overall.csv"))
-    assert overall and "daar_diversity" in overall[0].read_text()
+    assert len(overall) == 1
+    with overall[0].open() as fh:
+        table = {r[""]: r for r in csv.DictReader(fh)}
+    scores = Scorer(tiny_bundle).score([render(r).text for r in rows])
+    for key, values in ((keys.DIVERSITY, scores.reward), (keys.PROBE_ENTROPY, scores.entropy)):
+        assert float(table["count"][key]) == len(rows)
+        for stat, expected in (("mean", values.mean()), ("min", values.min()), ("max", values.max()), ("50%", np.median(values))):
+            assert float(table[stat][key]) == pytest.approx(float(expected), abs=1e-5), (key, stat)

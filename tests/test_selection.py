@@ -1,6 +1,6 @@
 import pytest
 
-from data_juicer_daar.selection import budget, quotas, select, shares_for, validate_ratios
+from data_juicer_daar.selection import TopkSpec, budget, equal_shares, quotas, select, validate_ratios
 
 DOMAINS = ["a", "b", "c"]
 
@@ -29,27 +29,27 @@ def test_balanced_equal_share_best_first_within_domain():
     scores = [0.9, 0.8, 0.7, 0.1, 0.2, 0.3]
     domains = ["a", "a", "a", "b", "b", "c"]
     # k=3: one per domain -> best a (0), best b (4), the only c (5)
-    assert select(scores, domains, 3, shares_for("balanced", DOMAINS)).tolist() == [0, 4, 5]
+    assert select(scores, domains, 3, equal_shares(DOMAINS)).tolist() == [0, 4, 5]
 
 
 def test_short_domain_quota_goes_to_best_remaining():
     scores = [0.9, 0.8, 0.7, 0.1, 0.2]
     domains = ["a", "a", "a", "b", "b"]
     # k=4 balanced over a,b,c: quotas 2/1/1; c has no rows -> its 1 goes to the best remaining (a, 0.7)
-    assert select(scores, domains, 4, shares_for("balanced", DOMAINS)).tolist() == [0, 1, 2, 4]
+    assert select(scores, domains, 4, equal_shares(DOMAINS)).tolist() == [0, 1, 2, 4]
 
 
 def test_custom_ratios():
     scores = [0.5, 0.4, 0.3, 0.9, 0.8, 0.7]
     domains = ["a", "a", "a", "b", "b", "b"]
-    shares = shares_for("custom", ["a", "b"], validate_ratios({"a": 0.75, "b": 0.25}, ["a", "b"], "t"))
+    shares = validate_ratios({"a": 0.75, "b": 0.25}, ["a", "b"], "t")
     assert select(scores, domains, 4, shares).tolist() == [0, 1, 2, 3]
 
 
 def test_no_text_rows_only_fill_leftovers():
     scores = [0.0, 0.5, 0.4]
     domains = ["<no text>", "a", "a"]
-    assert select(scores, domains, 2, shares_for("balanced", ["a", "b"])).tolist() == [1, 2]
+    assert select(scores, domains, 2, equal_shares(["a", "b"])).tolist() == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -70,4 +70,4 @@ def test_bad_ratios(ratios, message):
 
 def test_unknown_mode():
     with pytest.raises(ValueError, match="mode must be one of"):
-        shares_for("random", DOMAINS)
+        TopkSpec.build("sel", 3, None, "random", None, DOMAINS)

@@ -1,6 +1,6 @@
 import pytest
 
-from data_juicer_daar.text import BAD_MESSAGES, COERCED, NO_TEXT, Rendered, TextFields, detect_format, render, render_columns
+from data_juicer_daar.text import BAD_MESSAGES, COERCED, NO_TEXT, Rendered, TextFields, detect_format, render
 
 AUTO = TextFields()
 
@@ -19,6 +19,25 @@ def test_messages():
     assert render(sample) == Rendered("### User:\n你好 🌍\n\n### Assistant:\nＨｅｌｌｏ！")
 
 
+def test_sharegpt_renders_like_messages():
+    turns = [("system", "Be brief."), ("human", "What is 2+2?"), ("gpt", "4"), ("observation", "ok")]
+    sharegpt = {"conversations": [{"from": who, "value": text} for who, text in turns]}
+    roles = {"human": "user", "gpt": "assistant"}
+    messages = {"messages": [{"role": roles.get(who, who), "content": text} for who, text in turns]}
+    expected = "### System:\nBe brief.\n\n### User:\nWhat is 2+2?\n\n### Assistant:\n4\n\n### Observation:\nok"
+    assert render(sharegpt) == render(messages) == Rendered(expected)
+    assert detect_format(sharegpt, AUTO) == "sharegpt"
+    assert render({"chats": sharegpt["conversations"]}, TextFields(fmt="sharegpt", conversations_key="chats")) == Rendered(expected)
+
+
+def test_sharegpt_turns_in_the_messages_field_and_bad_turns():
+    assert render({"messages": [{"from": "human", "value": "hi"}]}) == Rendered("### User:\nhi")
+    assert render({"conversations": "just a string"}) == Rendered("just a string", BAD_MESSAGES)
+    assert render({"conversations": [{"from": "gpt", "value": None}, 7]}) == Rendered("### User:\n7", BAD_MESSAGES)
+    assert render({"conversations": [{"from": "human", "value": 42}]}) == Rendered("### User:\n42", COERCED)
+    assert render({"conversations": []}) == Rendered("", NO_TEXT)
+
+
 def test_plain_text_uses_text_key():
     assert render({"content": "plain words"}, TextFields(text_key="content")) == Rendered("plain words")
 
@@ -33,6 +52,9 @@ def test_plain_text_uses_text_key():
         ({"instruction": "", "messages": [{"role": "user", "content": "m"}]}, "messages"),
         ({"instruction": "  ", "input": "", "output": None, "text": "t"}, "text"),
         ({"instruction": "", "messages": [], "text": ""}, "alpaca"),
+        ({"instruction": None, "conversations": [{"from": "human", "value": "c"}], "text": "t"}, "sharegpt"),
+        ({"messages": [], "conversations": [{"from": "human", "value": "c"}]}, "sharegpt"),
+        ({"messages": [{"role": "user", "content": "m"}], "conversations": [{"from": "human", "value": "c"}]}, "messages"),
         ({}, "text"),
     ],
 )
@@ -98,8 +120,3 @@ def test_non_mapping_sample():
 def test_unknown_format_rejected():
     with pytest.raises(ValueError, match="text format must be one of"):
         TextFields(fmt="xml")
-
-
-def test_render_columns_skips_data_juicer_fields():
-    cols = {"instruction": ["q1", None], "output": ["a1", None], "text": [None, "t2"], "__dj__meta__": [{"instruction": "x"}, {}]}
-    assert [r.text for r in render_columns(cols, AUTO)] == ["### Instruction:\nq1\n\n### Response:\na1", "t2"]

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import theme_rows, write_jsonl
 from data_juicer_daar.bundle import BundleError, load_bundle, read_synthetic
 from data_juicer_daar.centroids import METHODS, pseudo_labels
 from data_juicer_daar.corpus import CorpusError, read_jsonl

@@ -5,10 +5,9 @@ from __future__ import annotations
 from data_juicer.ops.base_op import OPERATORS, Filter
 from data_juicer.utils.constant import Fields
 
-from loguru import logger
-
 from .. import keys
-from ..op_scoring import SCORE_KEYS, ScoringOp, guarded, stored_score
+from ..keys import SCORE_KEYS
+from ..op_scoring import ScoringOp, guarded
 
 OP_NAME = "daar_diversity_score_filter"
 
@@ -38,26 +37,18 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         input_key: str = "input",
         output_key: str = "output",
         messages_key: str = "messages",
+        conversations_key: str = "conversations",
         *args,
         **kwargs,
     ):
         """
         Initialization method.
 
-        :param probe_path: bundle directory written by ``daar train`` (required).
         :param min_score: keep samples scoring at least this; ``None`` = no lower bound.
         :param max_score: keep samples scoring at most this; ``None`` = no upper bound.
         :param score_source: which stat ``min_score``/``max_score`` apply to: "predictor" (the
             reward head, stats ``daar_diversity``; default) or "probe_entropy" (stats
             ``daar_probe_entropy``). Both stats are written either way.
-        :param model_path: backbone directory to use instead of the bundle's (same weights, checked).
-        :param model_batch_size: texts per backbone forward pass (default 32).
-        :param text_format: "auto", "alpaca", "messages" or "text" (see the mapper).
-        :param input_key: Alpaca input field; the instruction field is ``instruction_key``.
-        :param output_key: Alpaca output field.
-        :param messages_key: chat field holding a list of role/content dicts.
-        :param args: extra args
-        :param kwargs: extra args
         """
         super().__init__(*args, **kwargs)
         if score_source not in SCORE_KEYS:
@@ -69,26 +60,13 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
             raise ValueError(f"{OP_NAME}: min_score ({min_score}) is greater than max_score ({max_score})")
         self.min_score, self.max_score, self.score_source = min_score, max_score, score_source
         self.stat_key = SCORE_KEYS[score_source]
-        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
+        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key, conversations_key)
 
     @guarded
     def compute_stats_batched(self, samples, rank=None, **kwargs):
-        stats = samples[Fields.stats]
-        metas = self.meta_column(samples)
-        todo, stale = [], 0
-        for i, stat in enumerate(stats):
-            values = {key: stored_score(stat, metas[i], self.tag, source) for source, key in SCORE_KEYS.items()}
-            if None in values.values():
-                stale += any(stat.get(key) is not None for key in SCORE_KEYS.values())
-                todo.append(i)
-            elif stat.get(keys.BUNDLE) != self.tag or any(stat.get(key) is None for key in values):
-                stat.update(values, **{keys.BUNDLE: self.tag})
-        if stale:
-            logger.info(f"{self._name}: {stale} of {len(stats)} samples carried DaaR stats of another bundle or text setting; scoring them again")
-        if todo:
-            scored = self.score_rows(samples, todo, rank)
-            for j, i in enumerate(todo):
-                stats[i].update({keys.DIVERSITY: float(scored.reward[j]), keys.PROBE_ENTROPY: float(scored.entropy[j]), keys.BUNDLE: scored.tag})
+        values = self.batch_values(tuple(SCORE_KEYS), samples, rank)
+        for stat, v in zip(samples[Fields.stats], values):
+            stat.update({key: float(v[source]) for source, key in SCORE_KEYS.items()}, **{keys.BUNDLE: v["bundle"]})
         return samples
 
     def process_batched(self, samples):

@@ -6,7 +6,7 @@ from data_juicer.ops.base_op import OPERATORS, TAGGING_OPS, Mapper
 from data_juicer.utils.constant import Fields
 
 from .. import keys
-from ..op_scoring import ScoringOp, guarded, reusable
+from ..op_scoring import ScoringOp, guarded
 
 OP_NAME = "daar_domain_probe_mapper"
 
@@ -34,41 +34,29 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
         input_key: str = "input",
         output_key: str = "output",
         messages_key: str = "messages",
+        conversations_key: str = "conversations",
         *args,
         **kwargs,
     ):
         """
         Initialization method.
 
-        :param probe_path: bundle directory written by ``daar train`` (required).
-        :param model_path: backbone directory to use instead of the one the bundle names; it must
-            hold the same weights (checked). ``None`` uses the bundle's model.
-        :param model_batch_size: texts per backbone forward pass (default 32).
-        :param text_format: "auto" recognises Alpaca (instruction/output present), then
-            ``messages``, then ``text_key``, per sample; or force "alpaca", "messages", "text".
-        :param input_key: Alpaca input field; the instruction field is ``instruction_key``.
-        :param output_key: Alpaca output field.
-        :param messages_key: chat field holding a list of role/content dicts.
-        :param args: extra args
-        :param kwargs: extra args
         """
         super().__init__(*args, **kwargs)
-        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
+        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key, conversations_key)
 
     @guarded
     def process_batched(self, samples, rank=None):
-        metas = samples[Fields.meta]
-        todo = [i for i, meta in enumerate(metas) if reusable(meta, self.tag, keys.DOMAIN_PROBS) is None]
-        if not todo:
-            return samples
-        scored = self.score_rows(samples, todo, rank)
-        for j, i in enumerate(todo):
-            meta = dict(metas[i] or {})
-            meta[keys.DOMAIN] = scored.domains[j]
-            meta[keys.DOMAIN_PROBS] = scored.probs[j]
-            meta[keys.DIVERSITY] = scored.reward[j]
-            meta[keys.BUNDLE] = scored.tag  # the heads that scored it, even if the bundle was replaced mid-run
-            meta[keys.ISSUE] = scored.issues[j]
-            metas[i] = meta
-        samples[Fields.meta] = metas
+        values = self.batch_values(("domain", "probs", "predictor", "issue"), samples, rank)
+        samples[Fields.meta] = [
+            {
+                **(meta or {}),
+                keys.DOMAIN: v["domain"],
+                keys.DOMAIN_PROBS: v["probs"],
+                keys.DIVERSITY: v["predictor"],
+                keys.BUNDLE: v["bundle"],  # the heads that scored it, even if the bundle was replaced mid-run
+                keys.ISSUE: v["issue"],
+            }
+            for meta, v in zip(samples[Fields.meta], values)
+        ]
         return samples

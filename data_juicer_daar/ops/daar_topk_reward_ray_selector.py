@@ -5,17 +5,16 @@ from __future__ import annotations
 from data_juicer.ops.base_op import OPERATORS, Pipeline
 from data_juicer.utils.constant import Fields
 
-from .. import keys
-from ..op_scoring import SCORE_KEYS, ScoringOp, reusable, stored_score
-from ..selection import TopkSpec
-from .daar_topk_reward_selector import check_score_source, select_rows
+from ..keys import SCORE_KEYS
+from ..op_scoring import stored_values
+from ..op_topk import TopkOp, ranking
 
 OP_NAME = "daar_topk_reward_ray_selector"
 POSITION = "__daar_position__"  # temporary column: each row's input position
 
 
 @OPERATORS.register_module(OP_NAME)
-class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
+class DaarTopkRewardRaySelector(TopkOp, Pipeline):
     """The same selection as ``daar_topk_reward_selector`` (same parameters, modes and result), as an
     op type that Data-Juicer's Ray executor runs (Selectors are refused there). Under Ray it tags
     rows with their input position, gathers only (position, reward, domain) per row on the driver,
@@ -37,36 +36,27 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
         input_key: str = "input",
         output_key: str = "output",
         messages_key: str = "messages",
+        conversations_key: str = "conversations",
         *args,
         **kwargs,
     ):
         """
         Initialization method: the parameters of ``daar_topk_reward_selector``.
 
-        :param probe_path: bundle directory written by ``daar train`` (required).
         :param topk: number of samples to keep (positive integer); ``None`` = no count limit.
         :param top_ratio: fraction of the samples to keep, in [0, 1] (rounded down); ``None`` = no
             ratio limit. At least one must be set; with both, the smaller selection applies.
         :param mode: "overall" (default), "balanced" or "custom".
         :param domain_ratios: for ``custom`` only: {domain name: share}, shares summing to 1.
         :param score_source: "probe_entropy" (default) or "predictor": which score ranks the samples.
-        :param model_path: backbone directory to use instead of the bundle's (default executor only).
-        :param model_batch_size: texts per backbone forward pass (default executor only).
-        :param text_format: "auto", "alpaca", "messages" or "text" (default executor only).
-        :param input_key: Alpaca input field.
-        :param output_key: Alpaca output field.
-        :param messages_key: chat field holding a list of role/content dicts.
-        :param args: extra args
-        :param kwargs: extra args
         """
         super().__init__(*args, **kwargs)
-        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key)
-        self.spec = TopkSpec.build(OP_NAME, topk, top_ratio, mode, domain_ratios, self.domain_names)
-        self.score_source = check_score_source(OP_NAME, score_source)
+        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key, conversations_key)
+        self._init_topk(topk, top_ratio, mode, domain_ratios, score_source)
 
     def run(self, dataset, *args, **kwargs):
         if hasattr(dataset, "select"):  # a Hugging Face / Data-Juicer dataset: the default executor
-            return select_rows(self, dataset)
+            return self.select_dataset(dataset)
         return self._run_ray(dataset)
 
     def _run_ray(self, dataset):
@@ -86,21 +76,18 @@ class DaarTopkRewardRaySelector(ScoringOp, Pipeline):
             return dataset
         positions = ray.data.range(n).rename_columns({"id": POSITION})
         tagged = dataset.zip(positions).materialize()  # fixed blocks: positions travel with the rows
-        tag, source = self.tag, self.score_source
+        tag, source, wanted = self.tag, self.score_source, self.wanted
 
         def extract(table: pa.Table) -> pa.Table:
             stats = table.column(Fields.stats).to_pylist()
             metas = table.column(Fields.meta).to_pylist() if Fields.meta in table.column_names else [None] * len(stats)
-            rewards, domains = [], []
-            for stat, meta in zip(stats, metas):
-                reward = stored_score(stat, meta, tag, source)
-                if reward is None:
-                    raise ValueError(
-                        f"{OP_NAME}: a row has no {SCORE_KEYS[source]} stats of this bundle and text settings; "
-                        "put daar_diversity_score_filter (same probe_path and text settings) before this op"
-                    )
-                rewards.append(reward)
-                domains.append(reusable(meta, tag, keys.DOMAIN) or "")
+            values = [stored_values(stat, meta, tag, wanted) for stat, meta in zip(stats, metas)]
+            if None in values:
+                raise ValueError(
+                    f"{OP_NAME}: a row has no {SCORE_KEYS[source]} stats of this bundle and text settings; "
+                    "put daar_diversity_score_filter (same probe_path and text settings) before this op"
+                )
+            rewards, domains = ranking(values, source)
             return pa.table({POSITION: table.column(POSITION), "reward": rewards, "domain": domains})
 
         rewards = np.zeros(n)

@@ -1,0 +1,1 @@
+"""Benchmarks of data_juicer_daar: run one with ``bash scripts/bench.sh NAME`` (``python -m benchmarks.NAME``)."""

@@ -1,0 +1,113 @@
+"""Rows Data-Juicer drops before any op runs, counted so the loss is never silent.
+
+Data-Juicer's formatter removes every row whose ``text_keys`` field is null or missing, before the
+first op sees the data, and no recipe setting turns that off. The DaaR ops score every row they are
+given, so the first one built in a run counts, in the recipe's local input, the rows that field
+drops and warns once with the count.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Iterable
+
+from loguru import logger
+
+JSON_SUFFIXES = (".json", ".jsonl")
+
+
+def _json_rows(path: Path) -> Iterable[object]:
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(1)
+        while head.isspace():
+            head = fh.read(1)
+        fh.seek(0)
+        if head == "[":  # a JSON array
+            yield from json.load(fh)
+            return
+        for line in fh:
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # Data-Juicer's loader reports unreadable files itself
+
+
+def _arrow_dropped(table, keys: list[str]) -> tuple[int, int]:
+    import pyarrow.compute as pc
+
+    present = [k for k in keys if k in table.column_names]
+    if not present:
+        return 0, table.num_rows
+    mask = pc.is_null(table.column(present[0]))
+    for key in present[1:]:
+        mask = pc.or_(mask, pc.is_null(table.column(key)))
+    return int(pc.sum(mask).as_py() or 0), table.num_rows
+
+
+def count_dropped(path: str | Path, keys: list[str]) -> tuple[int, int] | None:
+    """(rows whose ``keys`` field is null or missing, all rows) of a local JSON/JSONL/Parquet file, a
+    folder of such files or a Hugging Face dataset saved to disk; None when the input is none of them."""
+    path = Path(path)
+    if path.is_dir() and (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
+        import datasets
+
+        return _arrow_dropped(datasets.load_from_disk(str(path)).data.table, keys)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    dropped = total = 0
+    seen = False
+    for file in files:
+        if file.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            d, t = _arrow_dropped(pq.read_table(file), keys)
+        elif file.suffix in JSON_SUFFIXES:
+            d = t = 0
+            for row in _json_rows(file):
+                t += 1
+                d += not isinstance(row, dict) or any(row.get(k) is None for k in keys)
+        else:
+            continue
+        seen, dropped, total = True, dropped + d, total + t
+    return (dropped, total) if seen else None
+
+
+@functools.lru_cache(maxsize=None)
+def _warn(path: str, keys: tuple[str, ...], stamp: tuple[float, int]) -> None:
+    counted = count_dropped(path, list(keys))
+    if counted and counted[0]:
+        dropped, total = counted
+        logger.warning(
+            f"{dropped} of {total} rows of {path} have no {' / '.join(keys)} (the recipe's text_keys) and were dropped "
+            "by Data-Juicer's formatter before any op ran; give those rows the field (an empty string scores as no text) "
+            "or set text_keys to a field every row has (README: Input)"
+        )
+
+
+def _local_inputs(cfg) -> list[str]:
+    """The recipe's local inputs: ``dataset_path``, or the local entries of ``dataset.configs``."""
+    if getattr(cfg, "dataset_path", None):
+        return [cfg.dataset_path]
+    dataset = getattr(cfg, "dataset", None) or {}
+    configs = dataset.get("configs", []) if isinstance(dataset, dict) else getattr(dataset, "configs", [])
+    entries = [c if isinstance(c, dict) else vars(c) for c in configs or []]
+    return [c["path"] for c in entries if c.get("type") == "local" and c.get("path")]
+
+
+def warn_dropped_rows() -> None:
+    """Warn once per input when the running recipe's ``text_keys`` dropped rows (no-op outside ``dj-process``)."""
+    from data_juicer.config import config as dj_config
+
+    cfg = getattr(dj_config, "global_cfg", None)
+    if cfg is None:
+        return
+    keys = getattr(cfg, "text_keys", None) or "text"
+    keys = tuple([keys] if isinstance(keys, str) else keys)
+    for path in _local_inputs(cfg):
+        try:
+            stat = Path(path).stat()
+            _warn(str(Path(path).resolve()), keys, (stat.st_mtime, stat.st_size))
+        except (OSError, ValueError) as exc:  # counting is advisory: never stop the run for it
+            logger.debug(f"could not count the rows Data-Juicer dropped from {path}: {exc}")
