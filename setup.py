@@ -38,7 +38,9 @@ setup(
         "accelerate>=1.0",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # the trainer handoff (examples/sft_trl.py): versions checked with the transformers above
+        "sft": ["trl==1.16.0", "peft==0.21.2"],
+        "test": ["pytest>=8", "trl==1.16.0", "peft==0.21.2"],
     },
     entry_points={
         "data_juicer.ops": ["daar = data_juicer_daar"],

@@ -17,10 +17,10 @@ import argparse
 import sys
 import time
 
-import numpy as np
 import torch
 
-from benchmarks.common import demo_bundle, demo_rows, machine, save
+from benchmarks.common import machine, save
+from benchmarks.precision import agreement
 
 #: Qwen2-7B's configuration sizes (its config.json), the 7B shape the truncated backbone is timed at
 QWEN2_7B = dict(hidden_size=3584, intermediate_size=18944, num_attention_heads=28, num_key_value_heads=4,
@@ -33,36 +33,6 @@ def no_cuda_message() -> str | None:
     build = f"CUDA build {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
     return (f"gpu_check: no CUDA device is visible to torch {torch.__version__} ({build}); run it on a machine with an "
             "NVIDIA GPU and a CUDA torch (DAAR_TORCH=\"torch==2.13.0 --index-url <CUDA index>\" bash scripts/setup_env.sh)")
-
-
-def agreement(ratio: float = 0.2) -> dict:
-    """bf16-on-CUDA vs fp32-on-CPU scores of the demo corpus under one bundle."""
-    from scipy.stats import spearmanr
-
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.selection import TopkSpec
-    from data_juicer_daar.text import render
-
-    bundle = demo_bundle()
-    texts = [render(r).text for r in demo_rows()]
-    runs = {}
-    for name, device, dtype in (("cpu_fp32", "cpu", "float32"), ("cuda_bf16", "cuda", "bfloat16")):
-        scorer = Scorer(bundle, device=device, dtype=dtype, batch_size=64)
-        start = time.perf_counter()
-        runs[name] = scorer.score(texts, progress=True)
-        runs[name + "_s"] = time.perf_counter() - start
-    a, b = runs["cpu_fp32"], runs["cuda_bf16"]
-    out = {"rows": len(texts), "cpu_fp32_s": round(runs["cpu_fp32_s"], 1), "cuda_bf16_s": round(runs["cuda_bf16_s"], 1),
-           "domain_agreement": float(np.mean([x == y for x, y in zip(a.domains, b.domains)]))}
-    for score in ("entropy", "reward"):
-        x, y = getattr(a, score), getattr(b, score)
-        out[f"{score}_spearman"] = float(spearmanr(x, y).statistic)
-        out[f"{score}_max_abs_diff"] = float(np.abs(x - y).max())
-        for mode in ("overall", "balanced"):
-            spec = TopkSpec.build("gpu_check", None, ratio, mode, None, sorted(set(a.domains)))
-            keep_a, keep_b = set(spec.pick(x, a.domains).tolist()), set(spec.pick(y, b.domains).tolist())
-            out[f"{score}_{mode}_overlap"] = len(keep_a & keep_b) / max(len(keep_a), 1)
-    return out
 
 
 @torch.inference_mode()
@@ -104,7 +74,7 @@ def main() -> int:
         return 3
     result = {"machine": machine(), "gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
     if not args.skip_agreement:
-        result["bf16_vs_fp32"] = agreement()
+        result["bf16_vs_fp32"] = agreement(("cpu", "float32"), ("cuda", "bfloat16"))
         print(result["bf16_vs_fp32"], flush=True)
     result["qwen2_7b_shape_L3"] = throughput([int(b) for b in args.batch_sizes.split(",")], args.seq_len)
     print(f"written to {save('gpu_check', result)}")

@@ -78,6 +78,7 @@ def test_invalid_settings(tiny_model):
         Backbone(tiny_model, num_layers=0)
 
 
+@pytest.mark.slow
 def test_default_model_backbone():
     backbone = Backbone(num_layers=3, max_length=128, batch_size=2)
     assert backbone.model_label == "smollm2-135m-instruct" and backbone.dim == 576

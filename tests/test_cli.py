@@ -15,6 +15,8 @@ BIN = Path(sys.executable).parent
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
+pytestmark = pytest.mark.slow  # the daar command and dj-process in subprocesses
+
 
 def run(*args, cwd=None, timeout=900):
     return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
@@ -149,3 +151,27 @@ def test_benchmark_bad_arguments_fail_in_one_line(script, args, message):
     result = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", *args], cwd=RECIPES.parent, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_gpu_check_is_ready_and_says_clearly_when_there_is_no_cuda():
+    import torch
+
+    root = RECIPES.parent
+    assert subprocess.run(["bash", "-n", str(root / "benchmarks" / "gpu_check.sh")]).returncode == 0
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: run benchmarks/gpu_check.sh itself")
+    result = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh")], cwd=root, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("gpu_check: no CUDA device is visible to torch")
+
+
+def test_gpu_check_times_a_backbone_of_qwen2_7b_shape():
+    import torch
+    from transformers import AutoModel, Qwen2Config
+
+    from benchmarks.gpu_check import QWEN2_7B
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(Qwen2Config(num_hidden_layers=3, **QWEN2_7B), dtype=torch.bfloat16)
+    assert len(model.layers) == 3 and model.config.hidden_size == 3584
+    assert 1.2e9 < sum(p.numel() for p in model.parameters()) < 1.3e9  # 3 blocks of 233 M + 545 M embeddings

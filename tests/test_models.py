@@ -7,6 +7,7 @@ from data_juicer_daar import models
 from data_juicer_daar.models import ModelError, default_model_dir, model_fingerprint, prepare_default_model, resolve_model
 
 
+@pytest.mark.slow
 def test_default_model_converted_once_then_reused():
     first = prepare_default_model()
     assert (first / "model.safetensors").is_file() and (first / models.COMPLETE_MARKER).is_file()
@@ -16,6 +17,7 @@ def test_default_model_converted_once_then_reused():
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".convert-")]  # no staging left
 
 
+@pytest.mark.slow
 def test_corrupted_cache_is_detected_and_rebuilt():
     target = prepare_default_model()
     weights = target / "model.safetensors"

@@ -265,6 +265,7 @@ def test_damaged_bundle_or_model_fails_at_construction_in_one_line(op, how, mess
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("skip_op_error", [True, False])
 @pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter])
 def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_error, tiny_bundle, tiny_model, tmp_path):
@@ -302,6 +303,7 @@ def test_bundle_replaced_mid_run_tags_rows_with_the_heads_that_scored_them(tiny_
     assert Backbone.texts_embedded == before  # the tag is true, so the new bundle's ops reuse the pass
 
 
+@pytest.mark.slow
 def test_damaged_bundle_stops_dj_process_before_any_row(tiny_bundle, tiny_model, tmp_path):
     kwargs = damage(tiny_bundle, tiny_model, "heads cut in half", tmp_path)
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
@@ -346,6 +348,7 @@ def test_entry_point_discovery_in_fresh_interpreter(tiny_bundle):
     assert tagging == ["daar_domain_probe_mapper"]
 
 
+@pytest.mark.slow
 def test_dj_process_full_recipe_with_hostile_rows(tiny_bundle, tmp_path):
     rows = theme_rows(10) + HOSTILE[:-1] + [NON_STRING]  # a null text_keys field is dropped by Data-Juicer itself
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
@@ -375,6 +378,7 @@ def test_dj_process_full_recipe_with_hostile_rows(tiny_bundle, tmp_path):
     assert sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", log)) == len(rows)
 
 
+@pytest.mark.slow
 def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus, tmp_path):
     from data_juicer_daar.corpus import read_jsonl
     from data_juicer_daar.training import DaarTrainer, TrainConfig
@@ -398,6 +402,7 @@ def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus,
     np.testing.assert_allclose(second, fresh, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_dj_process_bad_parameter_fails_at_start(tiny_bundle, tmp_path):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
     config = recipe(tmp_path, pool, [{"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 2, "mode": "fancy"}}])
@@ -406,6 +411,7 @@ def test_dj_process_bad_parameter_fails_at_start(tiny_bundle, tmp_path):
     assert "mode must be one of overall, balanced, custom, got 'fancy'" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_dj_analyze_reports_the_filter_stats(tiny_bundle, tmp_path):
     """dj-analyze's overall table holds the same numbers as scoring the rows directly."""
     import csv

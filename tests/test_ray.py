@@ -15,6 +15,7 @@ from test_ops import HOSTILE
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
+pytestmark = pytest.mark.slow  # a Ray cluster and dj-process in subprocesses
 
 
 @pytest.fixture(scope="module")
