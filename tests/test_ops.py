@@ -198,11 +198,24 @@ def test_selector_bad_parameters(tiny_bundle, kwargs, message):
         ({"min_score": 1.0, "max_score": 0.5}, "greater than max_score"),
         ({"model_batch_size": 0}, "model_batch_size must be a positive integer"),
         ({"text_format": "xml"}, "text_format must be one of"),
+        ({"model_dtype": "float8"}, "model_dtype must be one of bfloat16, float16, float32 or null"),
     ],
 )
 def test_filter_bad_parameters(tiny_bundle, kwargs, message):
     with pytest.raises(ValueError, match=message):
         DaarDiversityScoreFilter(probe_path=str(tiny_bundle), **kwargs)
+
+
+def test_model_dtype_reaches_the_backbone(tiny_bundle):
+    import torch
+
+    rows = theme_rows(2)
+    ops = {dtype: DaarDiversityScoreFilter(probe_path=str(tiny_bundle), model_dtype=dtype) for dtype in ("float32", "bfloat16")}
+    stats = {dtype: [s[keys.PROBE_ENTROPY] for s in run_ops([op], rows)[Fields.stats]] for dtype, op in ops.items()}
+    assert ops["bfloat16"]._scorer().backbone.model.dtype == torch.bfloat16
+    assert ops["float32"]._scorer().backbone.model.dtype == torch.float32
+    assert stats["bfloat16"] != stats["float32"]  # another precision ran ...
+    np.testing.assert_allclose(stats["bfloat16"], stats["float32"], atol=0.05)  # ... to nearly the same scores
 
 
 ALL_OPS = [DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector, DaarTopkRewardRaySelector]

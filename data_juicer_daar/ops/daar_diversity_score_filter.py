@@ -33,6 +33,7 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         score_source: str = "predictor",
         model_path: str | None = None,
         model_batch_size: int = 32,
+        model_dtype: str | None = None,
         text_format: str = "auto",
         input_key: str = "input",
         output_key: str = "output",
@@ -60,7 +61,7 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
             raise ValueError(f"{OP_NAME}: min_score ({min_score}) is greater than max_score ({max_score})")
         self.min_score, self.max_score, self.score_source = min_score, max_score, score_source
         self.stat_key = SCORE_KEYS[score_source]
-        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key, conversations_key)
+        self._init_scoring(probe_path, model_path, model_batch_size, model_dtype, text_format, input_key, output_key, messages_key, conversations_key)
 
     @guarded
     def compute_stats_batched(self, samples, rank=None, **kwargs):

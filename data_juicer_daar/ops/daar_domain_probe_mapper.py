@@ -30,6 +30,7 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
         probe_path: str = "",
         model_path: str | None = None,
         model_batch_size: int = 32,
+        model_dtype: str | None = None,
         text_format: str = "auto",
         input_key: str = "input",
         output_key: str = "output",
@@ -43,7 +44,7 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
 
         """
         super().__init__(*args, **kwargs)
-        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key, conversations_key)
+        self._init_scoring(probe_path, model_path, model_batch_size, model_dtype, text_format, input_key, output_key, messages_key, conversations_key)
 
     @guarded
     def process_batched(self, samples, rank=None):

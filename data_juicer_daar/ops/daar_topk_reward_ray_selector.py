@@ -32,6 +32,7 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         score_source: str = "probe_entropy",
         model_path: str | None = None,
         model_batch_size: int = 32,
+        model_dtype: str | None = None,
         text_format: str = "auto",
         input_key: str = "input",
         output_key: str = "output",
@@ -51,7 +52,7 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         :param score_source: "probe_entropy" (default) or "predictor": which score ranks the samples.
         """
         super().__init__(*args, **kwargs)
-        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key, conversations_key)
+        self._init_scoring(probe_path, model_path, model_batch_size, model_dtype, text_format, input_key, output_key, messages_key, conversations_key)
         self._init_topk(topk, top_ratio, mode, domain_ratios, score_source)
 
     def run(self, dataset, *args, **kwargs):

@@ -30,6 +30,7 @@ class DaarTopkRewardSelector(TopkOp, Selector):
         score_source: str = "probe_entropy",
         model_path: str | None = None,
         model_batch_size: int = 32,
+        model_dtype: str | None = None,
         text_format: str = "auto",
         input_key: str = "input",
         output_key: str = "output",
@@ -53,7 +54,7 @@ class DaarTopkRewardSelector(TopkOp, Selector):
             predictor in the benchmarks) or "predictor" (the paper's reward head, ``daar_diversity``).
         """
         super().__init__(*args, **kwargs)
-        self._init_scoring(probe_path, model_path, model_batch_size, text_format, input_key, output_key, messages_key, conversations_key)
+        self._init_scoring(probe_path, model_path, model_batch_size, model_dtype, text_format, input_key, output_key, messages_key, conversations_key)
         self._init_topk(topk, top_ratio, mode, domain_ratios, score_source)
 
     def process(self, dataset):
