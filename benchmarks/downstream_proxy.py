@@ -13,9 +13,9 @@ cross-entropy per answer token on the held-out rows of each true domain, their a
 over seeds, and the model before fine-tuning ("base").
 
 Usage:
-  python benchmarks/downstream_proxy.py --quick   # this CPU: ~25 min (+ ~20 min once, to fill the pool caches)
-  python benchmarks/downstream_proxy.py --quick --pool imbalanced --heldout 25   # the skewed pool
-  python benchmarks/downstream_proxy.py           # full mode, meant for a GPU (--device cuda)
+  python -m benchmarks.downstream_proxy --quick   # this CPU: ~25 min (+ ~20 min once, to fill the pool caches)
+  python -m benchmarks.downstream_proxy --quick --pool imbalanced --heldout 25   # the skewed pool
+  python -m benchmarks.downstream_proxy           # full mode, meant for a GPU (--device cuda)
 Any setting of a mode can be overridden, e.g. ``--quick --seeds 0 --selectors random,DaaR overall``.
 """
 

@@ -10,7 +10,7 @@
 Every row records ``source``, ``license`` and its true ``source_domain`` (never read by the method).
 The pools are only scored in aggregate (agreement, shares); nothing is tuned by reading their rows.
 
-Usage: python benchmarks/eval_pools.py   (writes outputs/bench/pools/{demo,imbalanced,held_out}.jsonl)
+Usage: python -m benchmarks.eval_pools   (writes outputs/bench/pools/{demo,imbalanced,held_out}.jsonl)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ width, 8 of its blocks written, bf16, uninitialised weights: hashing time does n
 values), for L=3 (what a bundle checks) and the whole model (what the synthesis cache key uses),
 cold (first time) and warm (read from the fingerprint cache).
 
-Usage: python benchmarks/fingerprint_cost.py
+Usage: python -m benchmarks.fingerprint_cost
 """
 
 from __future__ import annotations

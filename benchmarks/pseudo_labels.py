@@ -7,7 +7,7 @@ examples as anchors, and the mean and minimum over the pools (the default is the
 and a bundle's synthetic examples. Self-training on top of the over-clustered labels is tried too
 (benchmark only). A supervised linear probe on the same features is the ceiling.
 
-Usage: python benchmarks/pseudo_labels.py [--layers 3] [--bundle outputs/demo/probe]
+Usage: python -m benchmarks.pseudo_labels [--layers 3] [--bundle outputs/demo/probe]
 """
 
 from __future__ import annotations

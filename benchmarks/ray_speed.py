@@ -1,6 +1,6 @@
 """Wall time of the Ray recipe vs the default executor on the demo corpus (same bundle, same rows).
 
-Usage: python benchmarks/ray_speed.py   (starts a local Ray for the Ray run: `ray_address: local`)
+Usage: python -m benchmarks.ray_speed   (starts a local Ray for the Ray run: `ray_address: local`)
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
                  (first --up-n samples; its k-means and Python loop are timed on the whole corpus)
 
 Each variant runs in its own process, so its peak memory is its own.
-Usage: python benchmarks/scoring_speed.py [--sizes 2000,8000] [--ref-n 100] [--up-n 50] [--name scoring_speed]
+Usage: python -m benchmarks.scoring_speed [--sizes 2000,8000] [--ref-n 100] [--up-n 50] [--name scoring_speed]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the same anchors) and for the trained probe's predictions, and the reward's spre
 pairwise cosine distance (in the L=3 feature space, the same for every selector). Writes a JSON,
 a markdown table and a PNG plot.
 
-Usage: python benchmarks/selection_quality.py [--ratio 0.2] [--pool demo|imbalanced|held_out]
+Usage: python -m benchmarks.selection_quality [--ratio 0.2] [--pool demo|imbalanced|held_out]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`daar train` per stage on the demo corpus with all defaults, as on a machine that never trained
 (the fingerprint and synthesis caches are cleared; the converted default model is kept).
 
-Usage: python benchmarks/training_speed.py [--synthesize]   (other `daar train` options pass through)
+Usage: python -m benchmarks.training_speed [--synthesize]   (other `daar train` options pass through)
 """
 
 from __future__ import annotations

@@ -45,8 +45,6 @@ def _load_scorer(probe_path: str, model: str | None = None, batch_size: int = 32
 model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 
 
-#: what an op can ask for per row: stored by an earlier op under its tag, or scored now
-VALUES = ("domain", "probs", "predictor", "probe_entropy", "issue")
 _CHUNK = 1000  # rows rendered and scored together
 
 
@@ -62,7 +60,7 @@ class Scored:
     tag: str  # scoring tag of the heads that actually scored the batch and the op's text settings
 
     def row(self, j: int) -> dict[str, Any]:
-        """Every value of row ``j`` by its ``VALUES`` name, and ``bundle``: the tag it was scored under."""
+        """Every value of row ``j`` by name (see ``ScoringOp.values``), and ``bundle``: the tag it was scored under."""
         return {
             "domain": self.domains[j], "probs": self.probs[j], "predictor": self.reward[j],
             "probe_entropy": self.entropy[j], "issue": self.issues[j], "bundle": self.tag,
@@ -212,8 +210,8 @@ class ScoringOp:
         rows_of: Callable[[list[int]], Sequence[Any]],
         rank: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The one reuse-or-score path of every op: per row, the ``wanted`` values (names of
-        ``VALUES``) and ``bundle``, the tag they belong to. Values an earlier op stored under this
+        """The one reuse-or-score path of every op: per row, the ``wanted`` values ("domain",
+        "probs", "predictor", "probe_entropy", "issue") and ``bundle``, the tag they belong to. Values an earlier op stored under this
         op's tag are reused; every other row is scored here, ``rows_of(indices)`` giving its samples."""
         out = [stored_values(stat, meta, self.tag, wanted) for stat, meta in zip(stats, metas)]
         todo = [i for i, v in enumerate(out) if v is None]
@@ -273,7 +271,7 @@ def _other_tag(stat: Any, meta: Any, tag: str) -> bool:
 
 
 def _stored(stat: dict, meta: dict, name: str) -> Any:
-    """Where each ``VALUES`` name is kept: scores in the filter's stats, else the mapper's meta."""
+    """Where each value name is kept: scores in the filter's stats, else the mapper's meta."""
     if name == "predictor":
         return stat[keys.DIVERSITY] if stat.get(keys.DIVERSITY) is not None else meta.get(keys.DIVERSITY)
     if name == "probe_entropy":
