@@ -94,7 +94,8 @@ def _embed(args: argparse.Namespace) -> None:
     from .text import render
 
     path = Path(args.corpus) if args.corpus else demo_corpus()
-    texts = [render(r, from_args(TextFields, args)).text for r in read_jsonl(path)]
+    fields = from_args(TextFields, args)
+    texts = [render(r, fields).text for r in read_jsonl(path)]
     backbone = Backbone(args.model, args.num_layers, args.max_length, args.batch_size, args.device)
     t = time.perf_counter()
     ids = backbone.tokenize(texts)

@@ -54,13 +54,16 @@ class Selection:
     issues: Counter
     unmatched: int
 
+    def domain_counts(self) -> tuple[Counter, Counter]:
+        """Rows per predicted domain in the pool and in the selection."""
+        return Counter(self.domains), Counter(d for d, p in zip(self.domains, self.picked) if p)
+
     def cutoffs(self) -> dict[str, float]:
         """Lowest selected score per domain: the cut-off each domain's rows had to reach."""
-        out = {}
-        for d in dict.fromkeys(self.domains):
-            chosen = [s for s, dd, p in zip(self.scores, self.domains, self.picked) if p and dd == d]
-            if chosen:
-                out[d] = float(min(chosen))
+        out: dict[str, float] = {}
+        for d, score, kept in zip(self.domains, self.scores, self.picked):
+            if kept:
+                out[d] = min(out.get(d, float(score)), float(score))
         return out
 
 
@@ -106,8 +109,7 @@ def _edges(sel: Selection) -> np.ndarray:
 
 def text_report(sel: Selection) -> list[str]:
     n_pool, n_picked = len(sel.scores), int(sel.picked.sum())
-    pool_dom = Counter(sel.domains)
-    sel_dom = Counter(d for d, p in zip(sel.domains, sel.picked) if p)
+    pool_dom, sel_dom = sel.domain_counts()
     edges = _edges(sel)
     pool_hist, _ = np.histogram(sel.scores, edges)
     sel_hist, _ = np.histogram(sel.scores[sel.picked], edges)
@@ -138,8 +140,7 @@ def plots(sel: Selection, out: Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pool_dom = Counter(sel.domains)
-    sel_dom = Counter(d for d, p in zip(sel.domains, sel.picked) if p)
+    pool_dom, sel_dom = sel.domain_counts()
     names = sorted(pool_dom, key=lambda d: -pool_dom[d])
     edges = _edges(sel)
     paths = {name: out / f"{name}.png" for name in ("domains", "rewards", "rewards_by_domain")}

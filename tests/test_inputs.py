@@ -1,0 +1,57 @@
+"""Counting the rows Data-Juicer's formatter drops, for every input the recipes may name, and the
+saved-dataset source's bad input (fast: no dj-process)."""
+
+import json
+from argparse import Namespace
+
+import pytest
+
+from conftest import write_jsonl
+from data_juicer_daar.dropped_rows import count_dropped
+
+ROWS = [{"instruction": "a"}, {"instruction": None}, {"text": "no instruction"}, {"instruction": "b", "text": None}]
+
+
+def test_count_dropped_in_json_lines_and_a_json_array(tmp_path):
+    assert count_dropped(write_jsonl(tmp_path / "pool.jsonl", ROWS), ["instruction"]) == (2, 4)
+    (tmp_path / "array.json").write_text(json.dumps(ROWS))
+    assert count_dropped(tmp_path / "array.json", ["instruction"]) == (2, 4)
+    assert count_dropped(tmp_path / "array.json", ["instruction", "text"]) == (4, 4)  # any null key drops the row
+    (tmp_path / "odd.jsonl").write_text('\n{"instruction": "x"}\nnot json\n[1, 2]\n')
+    assert count_dropped(tmp_path / "odd.jsonl", ["instruction"]) == (1, 2)  # unreadable lines are Data-Juicer's to report
+
+
+def test_count_dropped_in_parquet_a_folder_and_a_saved_dataset(tmp_path):
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{k: r.get(k) for k in ("instruction", "text")} for r in ROWS]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pool.parquet")
+    assert count_dropped(tmp_path / "pool.parquet", ["instruction"]) == (2, 4)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), folder / "a.parquet")
+    write_jsonl(folder / "b.jsonl", ROWS)
+    (folder / "notes.txt").write_text("not data")
+    assert count_dropped(folder, ["instruction"]) == (4, 8)
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    assert count_dropped(tmp_path / "saved", ["instruction"]) == (2, 4)
+    assert count_dropped(tmp_path / "saved", ["absent_field"]) == (0, 4)  # Data-Juicer itself refuses a missing key
+    assert count_dropped(tmp_path / "notes.csv", ["instruction"]) is None  # not an input this counts
+
+
+def test_saved_dataset_with_several_splits_needs_a_split(tmp_path):
+    import datasets
+    from data_juicer.core.data.load_strategy import DataLoadStrategyRegistry
+
+    import data_juicer_daar  # noqa: F401  (registers the source)
+
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "a"}]), "test": datasets.Dataset.from_list([{"text": "b"}])})
+    splits.save_to_disk(str(tmp_path / "saved"))
+    strategy = DataLoadStrategyRegistry.get_strategy_class("default", "local", "huggingface_disk")
+    cfg = Namespace(text_keys="text")
+    with pytest.raises(ValueError, match=r"holds splits \['train', 'test'\]: set `split`"):
+        strategy({"type": "local", "source": "huggingface_disk", "path": str(tmp_path / "saved")}, cfg).load_data()
+    loaded = strategy({"type": "local", "source": "huggingface_disk", "path": str(tmp_path / "saved"), "split": "test"}, cfg).load_data()
+    assert loaded["text"] == ["b"]
