@@ -44,7 +44,7 @@ def variant(name: str, n: int, bundle: str) -> dict:
         from transformers import AutoModel, AutoTokenizer
 
         from data_juicer_daar.models import prepare_default_model, quiet_loading
-        from peers import upstream_embed, upstream_kmeans_select
+        from benchmarks.peers import upstream_embed, upstream_kmeans_select
 
         with quiet_loading():
             model = AutoModel.from_pretrained(prepare_default_model()).eval()
@@ -69,7 +69,7 @@ def variant(name: str, n: int, bundle: str) -> dict:
         backbone.forward_ids(ids)
         return {"load_s": load, "run_s": time.perf_counter() - t, "n": n, "tokens": sum(len(i) for i in ids)}
     if name == "reference":
-        from peers import reference_scores
+        from benchmarks.peers import reference_scores
 
         bundle_ = load_bundle(bundle)
         t = time.perf_counter()
