@@ -3,32 +3,39 @@
 This is a proxy, not a benchmark score: a small model, a small pool and a short fine-tune, measured by
 the loss on held-out answers of each true domain, not by task accuracy.
 
-How: a stratified held-out set (``heldout`` rows per true domain) is taken out of the demo corpus;
-every selector of ``labelled_pool`` picks 20 % of the remaining rows. For each selection and seed the
-default model's last ``blocks`` decoder blocks and its final norm are trained (AdamW, seeded row
-order) on the answers of the selection's rows, rendered with the project's template, until
-``tokens`` tokens have been processed: a fixed token budget, so a selection of long rows sees fewer
-rows. The frozen lower blocks run once per row and their output is cached. Reported: the mean
-cross-entropy per answer token on the held-out rows of each true domain, their average, the spread
-over seeds, and the model before fine-tuning ("base").
+Two protocols, one fine-tune each: **in-source** (a stratified held-out set, ``heldout`` rows per true
+domain, taken out of the pool before any selector sees it) and **out-of-source**, the paper's (an
+evaluation file of sources the pool never holds: the ``held_out`` pool when selecting from ``demo``
+or ``imbalanced``). Every selector of ``benchmarks/selectors.py`` picks 20 % of the remaining rows,
+blind to the domains, once per seed (seeded selectors draw a new sample per seed). For each
+selection and seed the default model's last ``blocks`` decoder blocks and its final norm are trained
+(AdamW, row order seeded) on the answers of the selection's rows, rendered with the project's
+template, either for a fixed ``tokens`` budget (``--budget tokens``: a selection of long rows sees
+fewer rows) or for one epoch (``--budget epoch``: every selected row once, as the paper trains). The
+frozen lower blocks run once per row and their output is cached. Reported per protocol: the
+relative gain (mean over the true domains of (base - loss) / base) as mean ± sd over seeds, and its
+paired difference to the random selection of the same seed.
 
 Usage:
-  python -m benchmarks.downstream_proxy --quick   # this CPU: ~25 min (+ ~20 min once, to fill the pool caches)
-  python -m benchmarks.downstream_proxy --quick --pool imbalanced --heldout 25   # the skewed pool
+  python -m benchmarks.downstream_proxy --quick    # demo pool, held_out as out-of-source; this CPU: ~1 min per selector and seed
+  python -m benchmarks.downstream_proxy --quick --pool imbalanced --heldout 25
+  python -m benchmarks.downstream_proxy --quick --pool-file P.jsonl --eval-file E.jsonl --json out.json
   python -m benchmarks.downstream_proxy           # full mode, meant for a GPU (--device cuda)
-Any setting of a mode can be overridden, e.g. ``--quick --seeds 0 --selectors random,DaaR overall``.
+Any setting of a mode can be overridden, e.g. ``--quick --seeds 0,1 --budget epoch --selectors random,kMQ-style ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import resource
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,10 +44,12 @@ from loguru import logger
 from tqdm import tqdm
 
 from benchmarks.common import RESULTS, machine, save
-from benchmarks.eval_pools import POOLS
-from benchmarks.labelled_pool import DOMAINS, SELECTORS, load_pool, selections
+from benchmarks.eval_pools import POOLS, pool_path
+from benchmarks.labelled_pool import load_pool, selections
+from benchmarks.selectors import SELECTORS
 
 from data_juicer_daar.backbone import Backbone, pad_batch, pick_device
+from data_juicer_daar.corpus import read_jsonl
 from data_juicer_daar.models import prepare_default_model, quiet_loading
 from data_juicer_daar.text import render
 
@@ -55,6 +64,7 @@ class ProxyConfig:
     batch_rows: int = 8
     lr: float = 2e-4
     ratio: float = 0.2
+    budget: str = "tokens"  # "tokens": stop after ``tokens`` tokens; "epoch": every selected row once
 
     def __post_init__(self) -> None:
         for name in ("blocks", "tokens", "heldout", "batch_rows"):
@@ -62,10 +72,12 @@ class ProxyConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_length < 2 or self.lr <= 0 or not self.seeds or not 0 < self.ratio <= 1:
             raise ValueError(f"need max_length >= 2, lr > 0, at least one seed and ratio in (0, 1]; got {self}")
+        if self.budget not in ("tokens", "epoch"):
+            raise ValueError(f"budget must be 'tokens' or 'epoch', got {self.budget!r}")
 
 
-QUICK = ProxyConfig(blocks=2, max_length=256, tokens=32_768, seeds=(0, 1, 2), heldout=40)
-FULL = ProxyConfig(blocks=8, max_length=1024, tokens=131_072, seeds=(0, 1, 2), heldout=100, batch_rows=16, lr=1e-4)
+QUICK = ProxyConfig(blocks=2, max_length=256, tokens=32_768, seeds=(0, 1, 2, 3, 4), heldout=40)
+FULL = ProxyConfig(blocks=8, max_length=1024, tokens=131_072, seeds=(0, 1, 2, 3, 4), heldout=100, batch_rows=16, lr=1e-4)
 
 Item = tuple[list[int], int]  # (token ids of prompt + answer, index where the answer starts)
 
@@ -164,7 +176,7 @@ def check_split(model: SplitModel, items: dict[int, Item]) -> float:
 
 
 @torch.no_grad()
-def heldout_loss(model: SplitModel, items: dict[int, Item], rows: list[dict]) -> dict[str, dict[str, float]]:
+def heldout_loss(model: SplitModel, items: dict[int, Item], rows: dict[int, dict]) -> dict[str, dict[str, float]]:
     """Mean answer-token cross-entropy per true domain (and their average) and per source."""
     model.top.eval()
     order = sorted(items, key=lambda i: -len(items[i][0]))
@@ -174,18 +186,21 @@ def heldout_loss(model: SplitModel, items: dict[int, Item], rows: list[dict]) ->
         losses, owner = model.answer_losses(batch)
         losses = losses.cpu()
         for j, (i, _) in enumerate(batch):
-            for group in (("domain", rows[i]["source_domain"]), ("source", rows[i]["source"])):
+            for group in (("domain", rows[i]["source_domain"]), ("source", rows[i].get("source", "?"))):
                 sums[group] += float(losses[owner == j].sum())
                 counts[group] += int((owner == j).sum())
-    by_domain = {d: sums["domain", d] / counts["domain", d] for d in DOMAINS}
+    by_domain = {g[1]: sums[g] / counts[g] for g in sorted(counts) if g[0] == "domain"}
     by_domain["average"] = float(np.mean(list(by_domain.values())))
     by_source = {g[1]: sums[g] / counts[g] for g in sorted(counts) if g[0] == "source"}
     return {"by_domain": by_domain, "by_source": by_source}
 
 
 def plan(selected: list[int], items: dict[int, Item], cfg: ProxyConfig, seed: int) -> list[list[int]]:
-    """Batches of rows in a seeded order, epoch after epoch, until the token budget is spent."""
+    """Batches of rows in a seeded order: epoch after epoch until the token budget is spent, or one epoch."""
     rng, batches, spent = np.random.default_rng(seed), [], 0
+    if cfg.budget == "epoch":
+        order = rng.permutation(selected).tolist()
+        return [order[start : start + cfg.batch_rows] for start in range(0, len(order), cfg.batch_rows)]
     while spent < cfg.tokens:
         order = rng.permutation(selected).tolist()
         for start in range(0, len(order), cfg.batch_rows):
@@ -218,47 +233,71 @@ def fine_tune(model: SplitModel, batches: list[list[int]], items: dict[int, Item
 
 def stratified(truth: list[str], per_domain: int, seed: int = 0) -> list[int]:
     rng = np.random.default_rng(seed)
-    members = {d: [i for i, t in enumerate(truth) if t == d] for d in DOMAINS}
+    members = {d: [i for i, t in enumerate(truth) if t == d] for d in sorted(set(truth))}
     smallest = min(members, key=lambda d: len(members[d]))
     if per_domain >= len(members[smallest]):
         raise ValueError(f"heldout={per_domain} leaves no {smallest} rows to select from (it has {len(members[smallest])})")
-    picked = [rng.choice(members[d], size=per_domain, replace=False) for d in DOMAINS]
+    picked = [rng.choice(members[d], size=per_domain, replace=False) for d in members]
     return sorted(int(i) for i in np.concatenate(picked))
 
 
 def relative_gain(losses: dict[str, float], base: dict[str, float]) -> float:
     """Mean over the true domains of the loss reduction relative to the base model: every domain
     counts the same whatever its loss scale, so no one source's answer format dominates."""
-    return float(np.mean([(base[d] - losses[d]) / base[d] for d in DOMAINS]))
+    return float(np.mean([(base[d] - losses[d]) / base[d] for d in base if d != "average"]))
 
 
-def summarise(runs: dict[str, list[dict]], base: dict[str, float]) -> dict[str, dict[str, dict[str, float]]]:
-    """Mean and sample standard deviation over seeds of every held-out loss and the relative gain."""
+PROTOCOLS = ("in_source", "out_of_source")
+
+
+def mean_sd(values: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+
+
+def summarise(runs: dict[str, list[dict]], random_name: str) -> dict[str, dict]:
+    """Per selector and protocol: relative gain (mean ± sd over seeds) and the paired difference to
+    the random selection of the same seed."""
     table = {}
     for name, per_seed in runs.items():
-        keys = [*DOMAINS, "average", "relative_gain"]
-        values = np.array([[*(run["heldout"]["by_domain"][k] for k in keys[:-1]), relative_gain(run["heldout"]["by_domain"], base)] for run in per_seed])
-        sd = values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(keys))
-        table[name] = {k: {"mean": float(m), "sd": float(s)} for k, m, s in zip(keys, values.mean(0), sd)}
+        entry = {}
+        for proto in PROTOCOLS:
+            gains = [run[proto]["relative_gain"] for run in per_seed]
+            paired = [run[proto]["relative_gain"] - ref[proto]["relative_gain"] for run, ref in zip(per_seed, runs[random_name])]
+            entry[proto] = mean_sd(gains)
+            entry[f"{proto}_vs_random"] = mean_sd(paired)
+        entry["rows_seen"] = mean_sd([run["rows"] for run in per_seed])
+        table[name] = entry
     return table
 
 
-def markdown(base: dict[str, float], table: dict, seeds: int) -> str:
-    keys = [*DOMAINS, "average"]
+def markdown(table: dict, default: str, cfg: ProxyConfig) -> str:
     lines = [
-        f"| fine-tuned on | {' | '.join(keys)} | Δ average vs base | relative gain |",
-        "|---" + "|---:" * (len(keys) + 2) + "|",
-        f"| base (no fine-tune) | {' | '.join(f'{base[k]:.3f}' for k in keys)} | | |",
+        "| fine-tuned on | in-source gain | paired Δ vs random | out-of-source gain | paired Δ vs random | rows seen |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, row in table.items():
-        cells = " | ".join(f"{row[k]['mean']:.3f} ± {row[k]['sd']:.3f}" for k in keys)
-        gain = row["relative_gain"]
-        lines.append(f"| {name} | {cells} | {row['average']['mean'] - base['average']:+.3f} | {gain['mean']:.3f} ± {gain['sd']:.3f} |")
+    for name, row in sorted(table.items(), key=lambda kv: -kv[1]["out_of_source"]["mean"]):
+        cells = [f"{row[k]['mean']:+.4f} ± {row[k]['sd']:.4f}" for k in ("in_source", "in_source_vs_random", "out_of_source", "out_of_source_vs_random")]
+        label = f"**{name}** (shipped recipe)" if name == default else name
+        lines.append(f"| {label} | {' | '.join(cells)} | {row['rows_seen']['mean']:.0f} |")
+    budget = f"{cfg.tokens:,} tokens" if cfg.budget == "tokens" else "one epoch of the selection"
     lines.append(
-        f"\nHeld-out cross-entropy per answer token (lower is better); relative gain = mean over the four "
-        f"true domains of (base - loss) / base (higher is better); mean ± sd over {seeds} seeds."
+        f"\nRelative gain = mean over the true domains of (base - loss) / base on held-out answers (higher is "
+        f"better); mean ± sd over {len(cfg.seeds)} seeds; paired Δ = the selector's gain minus random's of the same "
+        f"seed. Budget: {budget} per fine-tune."
     )
     return "\n".join(lines) + "\n"
+
+
+def recipe_selector() -> str:
+    """The selector the shipped recipe (``recipes/daar_select.yaml``) runs, by its benchmark name."""
+    import yaml
+
+    from benchmarks.common import ROOT
+    from benchmarks.selectors import daar_name
+
+    ops = yaml.safe_load((ROOT / "recipes" / "daar_select.yaml").read_text())["process"]
+    params = next(p for op in ops for name, p in op.items() if name == "daar_topk_reward_selector")
+    return daar_name(params.get("mode", "overall"), bool(params.get("coverage", False)), params.get("score_source", "probe_entropy"))
 
 
 def main() -> None:
@@ -267,8 +306,12 @@ def main() -> None:
     for field in dataclasses.fields(ProxyConfig):
         kind = {"int": int, "float": float}.get(field.type, str)  # seeds: "0,1"
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None)
-    parser.add_argument("--selectors", default=",".join(SELECTORS), help="comma-separated subset of the selectors")
+    parser.add_argument("--selectors", default=None, help="comma-separated subset of the selectors (default: all but the upstream k-means ones)")
     parser.add_argument("--pool", default="demo", choices=POOLS, help="labelled pool of eval_pools.py (default: demo)")
+    parser.add_argument("--pool-file", default=None, help="any JSONL pool whose rows carry source_domain (instead of --pool)")
+    parser.add_argument("--eval-file", default=None, help="out-of-source JSONL with source_domain (default: the held_out pool)")
+    parser.add_argument("--json", default=None, help="also write the summary as JSON to this path")
+    parser.add_argument("--name", default=None, help="results file name (default: downstream_proxy_<mode>_<pool>[_epoch])")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     args = parser.parse_args()
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ProxyConfig) if getattr(args, f.name) is not None}
@@ -278,21 +321,28 @@ def main() -> None:
         cfg = dataclasses.replace(QUICK if args.quick else FULL, **overrides)
     except ValueError as error:
         parser.error(str(error))
-    names = [s.strip() for s in args.selectors.split(",")]
+    default, random_name = recipe_selector(), "random"
+    names = [s.strip() for s in args.selectors.split(",")] if args.selectors else [n for n in SELECTORS if not n.startswith("k-means")]
     unknown = sorted(set(names) - set(SELECTORS))
     if unknown:
         parser.error(f"unknown selector(s) {unknown}; known: {', '.join(SELECTORS)}")
+    names = list(dict.fromkeys([random_name, default, *names]))
+    for path in (args.pool_file, args.eval_file):
+        if path and not Path(path).is_file():
+            parser.error(f"no such file: {path}")
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
 
-    pool = load_pool(args.pool)
+    pool = load_pool(Path(args.pool_file) if args.pool_file else args.pool)
+    eval_rows = read_jsonl(Path(args.eval_file) if args.eval_file else pool_path("held_out"))
+    if any("source_domain" not in r for r in pool.rows + eval_rows):
+        sys.exit("downstream_proxy: every pool and evaluation row needs a source_domain field")
     try:
         heldout = stratified(pool.truth, cfg.heldout)
     except ValueError as error:
         sys.exit(f"downstream_proxy: {error}")
     among = np.setdiff1d(np.arange(len(pool.rows)), heldout)
-    chosen = {name: idx for name, idx in selections(pool, cfg.ratio, among).items() if name in names}
-    stages["pool and selections"] = time.perf_counter() - t0
+    stages["pool"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     try:
@@ -300,51 +350,68 @@ def main() -> None:
     except ValueError as error:
         sys.exit(f"downstream_proxy: {error}")
     items = {i: sft_item(model.tokenizer, pool.rows[i], cfg.max_length) for i in range(len(pool.rows))}
-    evaluation = {i: items[i] for i in heldout}
-    gap = check_split(model, evaluation)
+    # evaluation rows get negative keys, so their cached trunk outputs never collide with pool rows
+    outside = {-1 - j: sft_item(model.tokenizer, r, cfg.max_length) for j, r in enumerate(eval_rows)}
+    sets = {"in_source": ({i: items[i] for i in heldout}, {i: pool.rows[i] for i in heldout}),
+            "out_of_source": (outside, {-1 - j: r for j, r in enumerate(eval_rows)})}
+    gap = check_split(model, sets["in_source"][0])
     if gap > (1e-3 if model.trunk.model.dtype == torch.float32 else 3e-2):
         raise RuntimeError(f"the split model's loss differs from the whole model's by {gap:.2%}")
-    model.encode(evaluation)
-    base = heldout_loss(model, evaluation, pool.rows)
+    base = {}
+    for proto, (its, rows) in sets.items():
+        model.encode(its)
+        base[proto] = heldout_loss(model, its, rows)
     stages["model, split check, base loss"] = time.perf_counter() - t
-    logger.info(f"base held-out loss {base['by_domain']['average']:.4f}; split check gap {gap:.2e}")
+    logger.info(f"base loss in-source {base['in_source']['by_domain']['average']:.4f}, out-of-source {base['out_of_source']['by_domain']['average']:.4f}")
 
     runs: dict[str, list[dict]] = {}
+    chosen: dict[str, dict[int, list[int]]] = {}
     stages["fine-tunes"] = stages["held-out losses"] = 0.0
-    for name, selected in chosen.items():
-        for seed in cfg.seeds:
+    for seed in cfg.seeds:
+        picked = selections(pool, cfg.ratio, among, names, seed)
+        for name in names:
+            chosen.setdefault(name, {})[seed] = picked[name]
             t = time.perf_counter()
-            run = fine_tune(model, plan(selected, items, cfg, seed), items, cfg, seed)
+            run = fine_tune(model, plan(picked[name], items, cfg, seed), items, cfg, seed)
             stages["fine-tunes"] += time.perf_counter() - t
             t = time.perf_counter()
-            run.update(seed=seed, heldout=heldout_loss(model, evaluation, pool.rows))
+            run["seed"] = seed
+            for proto, (its, rows) in sets.items():
+                losses = heldout_loss(model, its, rows)
+                run[proto] = {**losses, "relative_gain": relative_gain(losses["by_domain"], base[proto]["by_domain"])}
             stages["held-out losses"] += time.perf_counter() - t
             runs.setdefault(name, []).append(run)
-            logger.info(f"{name} seed {seed}: {run['rows']} rows, {run['tokens']} tokens -> held-out {run['heldout']['by_domain']['average']:.4f}")
+            logger.info(f"seed {seed} {name}: {run['rows']} rows -> gain in-source {run['in_source']['relative_gain']:.4f}, out-of-source {run['out_of_source']['relative_gain']:.4f}")
 
-    table = summarise(runs, base["by_domain"])
+    table = summarise(runs, random_name)
     mode = "quick" if args.quick else "full"
+    stem = args.name or f"downstream_proxy_{mode}_{Path(args.pool_file).stem if args.pool_file else args.pool}{'_epoch' if cfg.budget == 'epoch' else ''}"
     result = {
         "machine": machine(),
         "device": model.device,
         "mode": mode,
-        "pool": args.pool,
+        "pool": args.pool_file or args.pool,
+        "eval": args.eval_file or "held_out",
         "config": dataclasses.asdict(cfg),
+        "default": default,
+        "random": random_name,
+        "selectors": table,
         "selection_pool_rows": len(among),
         "heldout_rows": len(heldout),
-        "heldout_sources": dict(Counter(pool.rows[i]["source"] for i in heldout)),
-        "selections": {name: dict(Counter(pool.rows[i]["source"] for i in idx)) for name, idx in chosen.items()},
+        "eval_rows": len(eval_rows),
+        "selections": {name: {s: dict(Counter(pool.rows[i].get("source", "?") for i in idx)) for s, idx in per.items()} for name, per in chosen.items()},
         "split_check_gap": gap,
         "base": base,
         "runs": runs,
-        "summary": table,
         "stages_s": stages,
         "wall_s": time.perf_counter() - t0,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    path = save(f"downstream_proxy_{mode}_{args.pool}", result)
-    text = markdown(base["by_domain"], table, len(cfg.seeds))
-    (RESULTS / f"downstream_proxy_{mode}_{args.pool}.md").write_text(text)
+    path = save(stem, result)
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: result[k] for k in ("default", "random", "selectors")}, indent=2))
+    text = markdown(table, default, cfg)
+    (RESULTS / f"{stem}.md").write_text(text)
     print(text)
     print(f"wall {result['wall_s']:.0f} s; results: {path}")
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -20,16 +21,14 @@ import numpy as np
 
 from benchmarks.common import OUT, demo_bundle, run_checked
 from benchmarks.eval_pools import pool_path
-from benchmarks.peers import longest_select, random_select, upstream_embed, upstream_kmeans_select
+from benchmarks.peers import upstream_embed
+from benchmarks.selectors import SELECTORS, View
+from data_juicer_daar.bundle import FORMAT_VERSION
 
 if TYPE_CHECKING:
     from data_juicer_daar.scoring import Scorer
 
 DOMAINS = ["common_sense", "reasoning", "mathematics", "coding"]
-SELECTORS = [
-    "random", "longest instruction", "k-means inter", "k-means intra", "k-means global",
-    "DaaR overall", "DaaR balanced", "DaaR overall (probe entropy)", "DaaR balanced (probe entropy)",
-]
 
 
 def cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -50,11 +49,17 @@ class Pool:
     texts: list[str]
     features: np.ndarray  # (n, d) block-L features (DaaR's probe input)
     embeddings: np.ndarray  # (n, d) token-embedding means (DaaR's stage 1)
-    upstream: np.ndarray  # (n, d) the upstream k-means selector's embeddings
     reward: np.ndarray  # (n,) DaaR predicted diversity reward
     entropy: np.ndarray  # (n,) the probe's own (calibrated) entropy
     domains: list[str]  # DaaR probe's domain per row
+    probs: np.ndarray  # (n, K) the probe's softmax
+    subdomains: np.ndarray  # (n,) the bundle's sub-domain per row
     scorer: "Scorer"  # the demo bundle's scorer (its backbone is loaded)
+
+    @cached_property
+    def upstream(self) -> np.ndarray:
+        """(n, d) the upstream k-means selector's embeddings (computed on first use: a long pass)."""
+        return upstream_vectors(self.texts)
 
 
 def hungarian_accuracy(pred: list, truth: list) -> float:
@@ -69,13 +74,23 @@ def hungarian_accuracy(pred: list, truth: list) -> float:
     return float(table[rows, cols].sum() / len(pred))
 
 
-def pool_bundle(name: str) -> Path:
-    """The bundle a user would score ``name`` with: trained on that pool with all defaults."""
+def pool_file(name: str | Path) -> Path:
+    """A pool of ``eval_pools.py`` by name, or any JSONL file whose rows carry ``source_domain``."""
+    return pool_path(name) if isinstance(name, str) else Path(name)
+
+
+def pool_bundle(name: str | Path) -> Path:
+    """The bundle a user would score ``name`` with: trained on that pool with all defaults (a
+    bundle of an older format is trained again)."""
     if name == "demo":
-        return demo_bundle()
-    bundle = OUT / "bundles" / name
-    if not (bundle / "manifest.json").is_file():
-        run_checked([sys.executable, "-m", "data_juicer_daar.cli", "train", "--corpus", str(pool_path(name)), "--out", str(bundle)])
+        bundle = demo_bundle()
+    else:
+        path = pool_file(name)
+        tag = name if isinstance(name, str) else f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+        bundle = OUT / "bundles" / tag
+    manifest = bundle / "manifest.json"
+    if not manifest.is_file() or json.loads(manifest.read_text()).get("format_version") != FORMAT_VERSION:
+        run_checked([sys.executable, "-m", "data_juicer_daar.cli", "train", "--corpus", str(pool_file(name)), "--out", str(bundle)])
     return bundle
 
 
@@ -96,13 +111,13 @@ def upstream_vectors(texts: list[str]) -> np.ndarray:
     return cached("upstream_embeddings", hashlib.sha256("\n".join(texts).encode()).hexdigest(), compute)
 
 
-def load_pool(name: str = "demo") -> Pool:
-    """Pool ``name`` with everything each selector needs (computed once, then cached)."""
+def load_pool(name: str | Path = "demo") -> Pool:
+    """Pool ``name`` (or a JSONL path) with everything each selector needs (computed once, then cached)."""
     from data_juicer_daar.corpus import read_jsonl
     from data_juicer_daar.scoring import Scorer
     from data_juicer_daar.text import render
 
-    rows = read_jsonl(pool_path(name))
+    rows = read_jsonl(pool_file(name))
     texts = [render(r).text for r in rows]
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
     scorer = Scorer(pool_bundle(name))
@@ -118,24 +133,22 @@ def load_pool(name: str = "demo") -> Pool:
     features = cached("features", backbone_key, lambda: encode("features"))
     embeddings = cached("embeddings", backbone_key, lambda: encode("embeddings"))
     scores = scorer.score_features(features, np.array([bool(t) for t in texts]))
-    return Pool(name, rows, [r["source_domain"] for r in rows], texts, features, embeddings, upstream_vectors(texts), scores.reward, scores.entropy, scores.domains, scorer)
+    return Pool(str(name), rows, [r["source_domain"] for r in rows], texts, features, embeddings, scores.reward, scores.entropy, scores.domains, scores.probs, scores.subdomains, scorer)
 
 
-def selections(pool: Pool, ratio: float, among: np.ndarray | None = None) -> dict[str, list[int]]:
+def view(pool: Pool, among: np.ndarray) -> View:
+    """The rows ``among`` of ``pool`` as the selectors see them."""
+    return View(
+        rows=[pool.rows[i] for i in among], features=pool.features[among], entropy=pool.entropy[among],
+        reward=pool.reward[among], probs=pool.probs[among], domains=[pool.domains[i] for i in among],
+        subdomains=pool.subdomains[among], domain_names=pool.scorer.bundle.domains,
+        upstream=lambda: pool.upstream[among],
+    )
+
+
+def selections(pool: Pool, ratio: float, among: np.ndarray | None = None, names: list[str] | None = None, seed: int = 0) -> dict[str, list[int]]:
     """Each selector's choice of ``ratio`` of the rows ``among`` (default: all); indices into the pool."""
-    from data_juicer_daar.selection import equal_shares, select
-
     among = np.arange(len(pool.rows)) if among is None else np.asarray(among)
     k = int(ratio * len(among))
-    domains = [pool.domains[i] for i in among]
-    balanced = equal_shares(pool.scorer.bundle.domains)
-    local = {
-        "random": random_select(len(among), k),
-        "longest instruction": longest_select([pool.rows[i] for i in among], k),
-        **{f"k-means {s}": upstream_kmeans_select(pool.upstream[among], ratio, s) for s in ("inter", "intra", "global")},
-        "DaaR overall": select(pool.reward[among], domains, k).tolist(),
-        "DaaR balanced": select(pool.reward[among], domains, k, balanced).tolist(),
-        "DaaR overall (probe entropy)": select(pool.entropy[among], domains, k).tolist(),
-        "DaaR balanced (probe entropy)": select(pool.entropy[among], domains, k, balanced).tolist(),
-    }
-    return {name: sorted(int(among[i]) for i in local[name]) for name in SELECTORS}
+    v = view(pool, among)
+    return {name: sorted(int(among[i]) for i in SELECTORS[name](v, k, seed)) for name in (names or SELECTORS)}

@@ -1,9 +1,10 @@
 """A trained probe bundle: ``manifest.json`` + ``heads.safetensors`` (+ ``synthetic.jsonl``).
 
 The manifest records what the heads were trained with (backbone identity and fingerprint, L,
-pooling, max length, text template, domains, options, metrics, package version). Loading is strict:
-a missing file, damaged weights, a newer format or a shape mismatch is a one-line ``BundleError``.
-No pickle anywhere: JSON and safetensors only.
+pooling, max length, text template, domains, sub-domains, options, metrics, package version). Loading
+is strict: a missing file, damaged weights, an edited manifest (it carries a digest of itself and of
+the weights), an older or newer format or a shape mismatch is a one-line ``BundleError``. No pickle
+anywhere: JSON and safetensors only.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsonlines
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import DaarError
 from .heads import Head
+from .subdomains import Subdomains
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sub-domains and the manifest's own digest
 MANIFEST = "manifest.json"
 WEIGHTS = "heads.safetensors"
 SYNTHETIC = "synthetic.jsonl"
@@ -40,6 +43,7 @@ class Bundle:
     manifest: dict
     probe: Head
     predictor: Head
+    subdomains: Subdomains
 
     @property
     def domains(self) -> list[str]:
@@ -59,7 +63,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_bundle(out: str | Path, manifest: dict, probe: Head, predictor: Head, synthetic: list[dict]) -> Path:
+def _manifest_digest(manifest: dict) -> str:
+    """Digest of everything in the manifest but the digest itself (any edit changes it)."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def save_bundle(out: str | Path, manifest: dict, probe: Head, predictor: Head, synthetic: list[dict], subdomains: Subdomains) -> Path:
     """Write a bundle atomically: a crash never leaves a half-written bundle at ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -67,10 +77,12 @@ def save_bundle(out: str | Path, manifest: dict, probe: Head, predictor: Head, s
     try:
         tensors = {f"probe.{k}": v.contiguous() for k, v in probe.state_dict().items()}
         tensors.update({f"predictor.{k}": v.contiguous() for k, v in predictor.state_dict().items()})
+        tensors.update({f"subdomains.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in subdomains.tensors().items()})
         save_file(tensors, str(staging / WEIGHTS))
         with jsonlines.open(staging / SYNTHETIC, "w") as writer:
             writer.write_all(synthetic)
         manifest = {**manifest, "format_version": FORMAT_VERSION, "weights_sha256": _sha256(staging / WEIGHTS)}
+        manifest["manifest_sha256"] = _manifest_digest(manifest)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         old = None
         if out.exists():
@@ -101,6 +113,13 @@ def read_manifest(path: str | Path) -> dict:
             f"probe bundle {path} has format {manifest['format_version']}, newer than this "
             f"package reads ({FORMAT_VERSION}): upgrade data_juicer_daar"
         )
+    if manifest["format_version"] < FORMAT_VERSION:
+        raise BundleError(
+            f"probe bundle {path} has format {manifest['format_version']}, written by an older version "
+            f"(no sub-domains, manifest not integrity-checked): retrain it with `daar train`"
+        )
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        raise BundleError(f"probe bundle {path}: {MANIFEST} was edited after training (its digest differs): restore it or retrain")
     return manifest
 
 
@@ -115,7 +134,10 @@ def _expected_shapes(manifest: dict) -> dict[str, tuple[int, ...]]:
     dim, k = int(manifest["backbone"]["dim"]), len(manifest["domains"])
     with torch.device("meta"):
         parts = {"probe.": Head(dim, k, heads["hidden"]), "predictor.": Head(dim, 1, heads["hidden"])}
-    return {prefix + n: tuple(t.shape) for prefix, head in parts.items() for n, t in head.state_dict().items()}
+    shapes = {prefix + n: tuple(t.shape) for prefix, head in parts.items() for n, t in head.state_dict().items()}
+    count = int(manifest["subdomains"]["count"])
+    shapes.update({"subdomains.mean": (dim,), "subdomains.scale": (dim,), "subdomains.centroids": (count, dim)})
+    return shapes
 
 
 def verify_bundle(path: str | Path) -> dict:
@@ -153,4 +175,5 @@ def load_bundle(path: str | Path) -> Bundle:
     for prefix, head in (("probe.", probe), ("predictor.", predictor)):
         head.load_state_dict({n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)}, strict=True)
     probe.eval(), predictor.eval()
-    return Bundle(path, manifest, probe, predictor)
+    subdomains = Subdomains(*(tensors[f"subdomains.{k}"].numpy() for k in ("mean", "scale", "centroids")))
+    return Bundle(path, manifest, probe, predictor, subdomains)

@@ -2,6 +2,8 @@
 
 #: meta: predicted pseudo-domain name (str); ``NO_TEXT_DOMAIN`` for a sample with no usable text.
 DOMAIN = "daar_domain"
+#: meta: the sample's sub-domain (int index into the bundle's sub-domain clusters; -1 without text).
+SUBDOMAIN = "daar_subdomain"
 #: meta: the domain probe's softmax, K floats in the bundle's domain order.
 DOMAIN_PROBS = "daar_domain_probs"
 #: stats (filter) and meta (mapper): the diversity reward predicted by the bundle's predictor.

@@ -53,6 +53,7 @@ class Scored:
     """Scores of one batch, one entry per row."""
 
     domains: list[str]
+    subdomains: list[int]
     probs: list[list[float]]
     reward: list[float]
     entropy: list[float]
@@ -62,7 +63,7 @@ class Scored:
     def row(self, j: int) -> dict[str, Any]:
         """Every value of row ``j`` by name (see ``ScoringOp.values``), and ``bundle``: the tag it was scored under."""
         return {
-            "domain": self.domains[j], "probs": self.probs[j], "predictor": self.reward[j],
+            "domain": self.domains[j], "subdomain": self.subdomains[j], "probs": self.probs[j], "predictor": self.reward[j],
             "probe_entropy": self.entropy[j], "issue": self.issues[j], "bundle": self.tag,
         }
 
@@ -200,7 +201,7 @@ class ScoringOp:
         if odd:
             logger.warning(f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined result and was kept")
         tag = scoring_tag(scorer.fingerprint, self.text_fields)
-        return Scored(scores.domains, scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, tag)
+        return Scored(scores.domains, scores.subdomains.tolist(), scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, tag)
 
     def values(
         self,
@@ -210,7 +211,7 @@ class ScoringOp:
         rows_of: Callable[[list[int]], Sequence[Any]],
         rank: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The one reuse-or-score path of every op: per row, the ``wanted`` values ("domain",
+        """The one reuse-or-score path of every op: per row, the ``wanted`` values ("domain", "subdomain",
         "probs", "predictor", "probe_entropy", "issue") and ``bundle``, the tag they belong to. Values an earlier op stored under this
         op's tag are reused; every other row is scored here, ``rows_of(indices)`` giving its samples."""
         out = [stored_values(stat, meta, self.tag, wanted) for stat, meta in zip(stats, metas)]
@@ -279,7 +280,7 @@ def _stored(stat: dict, meta: dict, name: str) -> Any:
             return stat[keys.PROBE_ENTROPY]
         probs = meta.get(keys.DOMAIN_PROBS)
         return None if probs is None else float(entropy(torch.tensor(probs, dtype=torch.float32)))
-    return meta.get({"domain": keys.DOMAIN, "probs": keys.DOMAIN_PROBS, "issue": keys.ISSUE}[name])
+    return meta.get({"domain": keys.DOMAIN, "subdomain": keys.SUBDOMAIN, "probs": keys.DOMAIN_PROBS, "issue": keys.ISSUE}[name])
 
 
 def stored_values(stat: Any, meta: Any, tag: str, wanted: Sequence[str]) -> dict[str, Any] | None:

@@ -12,9 +12,10 @@ from .op_scoring import ScoringOp
 from .selection import TopkSpec
 
 
-def ranking(values: Sequence[dict[str, Any]], source: str) -> tuple[list[float], list[str]]:
-    """(score, domain) per row from ``ScoringOp.values`` / ``stored_values`` dicts ("" = no domain asked)."""
-    return [float(v[source]) for v in values], [v.get("domain") or "" for v in values]
+def ranking(values: Sequence[dict[str, Any]], source: str) -> tuple[list[float], list[str], list[int]]:
+    """(score, domain, sub-domain) per row from ``ScoringOp.values`` / ``stored_values`` dicts
+    ("" and -1 = not asked for)."""
+    return [float(v[source]) for v in values], [v.get("domain") or "" for v in values], [int(v.get("subdomain", -1)) for v in values]
 
 
 class TopkOp(ScoringOp):
@@ -22,20 +23,22 @@ class TopkOp(ScoringOp):
 
     reuse_hint = "put daar_domain_probe_mapper / daar_diversity_score_filter with the same settings before the selector to reuse their pass"
 
-    def _init_topk(self, topk, top_ratio, mode: str, domain_ratios, score_source: str) -> None:
-        self.spec = TopkSpec.build(self._name, topk, top_ratio, mode, domain_ratios, self.domain_names)
+    def _init_topk(self, topk, top_ratio, mode: str, domain_ratios, score_source: str, coverage: bool) -> None:
+        self.spec = TopkSpec.build(self._name, topk, top_ratio, mode, domain_ratios, self.domain_names, coverage)
         if score_source not in SCORE_KEYS:
             raise ValueError(f"{self._name}: score_source must be one of {', '.join(SCORE_KEYS)}, got {score_source!r}")
         self.score_source = score_source
 
     @property
     def wanted(self) -> tuple[str, ...]:
-        """The values the selection reads per row: the score, and the domain when quotas apply."""
-        return (self.score_source, "domain") if self.spec.shares else (self.score_source,)
+        """The values the selection reads per row: the score, the domain when domain quotas apply
+        and the sub-domain with coverage."""
+        return (self.score_source, *(("domain",) if self.spec.shares else ()), *(("subdomain",) if self.spec.coverage else ()))
 
     def pick(self, values: Sequence[dict[str, Any]]) -> np.ndarray:
         """Indices (ascending) of the rows to keep."""
-        return self.spec.pick(*ranking(values, self.score_source))
+        scores, domains, groups = ranking(values, self.score_source)
+        return self.spec.pick(scores, domains, groups)
 
     def select_dataset(self, dataset):
         """The selection on a Data-Juicer dataset; values earlier ops did not store are scored here."""

@@ -20,6 +20,7 @@ from .backbone import Backbone
 from .bundle import BundleError, load_bundle, verify_bundle
 from .keys import NO_TEXT_DOMAIN
 from .models import ModelError, model_fingerprint, resolve_model
+from .subdomains import NO_SUBDOMAIN
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Scores:
     entropy: np.ndarray  # (n,) probe entropy in [0, ln K]
     reward: np.ndarray  # (n,) predicted diversity, clipped to [0, ln K]
     domains: list[str]  # argmax domain name per sample
+    subdomains: np.ndarray  # (n,) int sub-domain; NO_SUBDOMAIN without text
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -105,7 +107,9 @@ class Scorer:
         reward = reward * mask
         top = probs.argmax(-1).tolist()
         domains = [self.domains[j] if ok else NO_TEXT_DOMAIN for j, ok in zip(top, has_text)]
-        return Scores(probs.numpy(), entropy(probs).numpy(), reward.numpy(), domains)
+        subs = np.full(len(features), NO_SUBDOMAIN, dtype=np.int64)
+        subs[has_text] = self.bundle.subdomains.assign(features[has_text])
+        return Scores(probs.numpy(), entropy(probs).numpy(), reward.numpy(), domains, subs)
 
     def score(self, texts: Sequence[str], progress: bool = False) -> Scores:
         """Score rendered texts ("" = no usable text)."""

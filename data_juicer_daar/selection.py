@@ -1,7 +1,8 @@
-"""Top-k selection by reward: overall (the paper), balanced, or custom per-domain quotas.
+"""Top-k selection by score: overall (the paper), balanced, or custom per-domain quotas, each
+optionally spread over sub-domains (``coverage``).
 
-Pure functions over (score, domain) per row, shared by the selector op and the benchmarks. Ties
-are broken by input position; the result is sorted by input position.
+Pure functions over (score, domain, sub-domain) per row, shared by the selector ops and the
+benchmarks. Ties are broken by input position; the result is sorted by input position.
 """
 
 from __future__ import annotations
@@ -60,22 +61,34 @@ def select(
     domains: Sequence[str],
     k: int,
     shares: Mapping[str, float] | None = None,
+    groups: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Indices (ascending) of the ``k`` rows to keep.
 
-    Without ``shares`` the k best scores are kept. With ``shares`` each domain's quota is first
-    filled with its best rows; quota a domain cannot fill goes to the best remaining rows.
+    Without ``shares`` the budget is the whole pool's; with ``shares`` each domain gets its quota
+    of it. Without ``groups`` a budget is filled with its best rows; with ``groups`` (a sub-domain
+    per row) it is first split over the sub-domains in proportion to their rows (within the domain),
+    and each sub-domain's part is filled with its best rows. Quota that cannot be filled goes to the
+    best remaining rows.
     """
     scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
     k = max(0, min(k, n))
     ranked = np.lexsort((np.arange(n), -scores))  # best first, earlier row first on ties
-    if not shares or k == 0:
+    if (not shares and groups is None) or k == 0:
         return np.sort(ranked[:k])
     taken = np.zeros(n, dtype=bool)
-    labels = np.asarray(domains, dtype=object)
-    for d, q in quotas(k, shares).items():
-        taken[ranked[labels[ranked] == d][:q]] = True
+    labels = np.asarray(domains, dtype=object)[ranked]
+    budgets = quotas(k, shares) if shares else {None: k}
+    cells = None if groups is None else np.asarray(groups)[ranked]
+    for d, q in budgets.items():
+        inside = np.ones(n, dtype=bool) if d is None else labels == d
+        if cells is None:
+            taken[ranked[inside][:q]] = True
+            continue
+        names, sizes = np.unique(cells[inside], return_counts=True)
+        for g, qg in quotas(q, {g: c / max(1, sizes.sum()) for g, c in zip(names.tolist(), sizes)}).items():
+            taken[ranked[inside & (cells == g)][:qg]] = True
     leftover = k - int(taken.sum())
     taken[ranked[~taken[ranked]][:leftover]] = True
     return np.flatnonzero(taken)
@@ -83,15 +96,17 @@ def select(
 
 @dataclass(frozen=True)
 class TopkSpec:
-    """A validated top-k request: how many rows, and how the budget is shared over domains."""
+    """A validated top-k request: how many rows, how the budget is shared over domains, and whether
+    each share is spread over sub-domains."""
 
     topk: int | None
     top_ratio: float | None
     mode: str
     shares: dict[str, float] | None
+    coverage: bool = False
 
     @classmethod
-    def build(cls, who: str, topk, top_ratio, mode, domain_ratios, domains: Sequence[str]) -> "TopkSpec":
+    def build(cls, who: str, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], coverage: bool = False) -> "TopkSpec":
         """Validate op parameters (cheapest first); each problem is one ValueError line."""
         if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
             raise ValueError(f"{who}: topk must be a positive integer or null, got {topk!r}")
@@ -103,14 +118,18 @@ class TopkSpec:
             raise ValueError(f"{who}: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if (mode == "custom") != (domain_ratios is not None):
             raise ValueError(f"{who}: domain_ratios is required with mode 'custom' and only allowed there")
+        if not isinstance(coverage, bool):
+            raise ValueError(f"{who}: coverage must be true or false, got {coverage!r}")
         if mode == "overall":
-            return cls(topk, top_ratio, mode, None)
+            return cls(topk, top_ratio, mode, None, coverage)
         shares = equal_shares(domains) if mode == "balanced" else validate_ratios(domain_ratios, domains, who)
-        return cls(topk, top_ratio, mode, shares)
+        return cls(topk, top_ratio, mode, shares, coverage)
 
     def budget(self, n: int) -> int:
         return budget(n, self.topk, self.top_ratio)
 
-    def pick(self, rewards: Sequence[float], domains: Sequence[str]) -> np.ndarray:
-        """Indices (ascending) of the rows to keep."""
-        return select(rewards, domains, self.budget(len(rewards)), self.shares)
+    def pick(self, scores: Sequence[float], domains: Sequence[str], groups: Sequence[int] | None = None) -> np.ndarray:
+        """Indices (ascending) of the rows to keep (``groups``: the sub-domains, read with coverage)."""
+        if self.coverage and groups is None:
+            raise ValueError("coverage selection needs each row's sub-domain")
+        return select(scores, domains, self.budget(len(scores)), self.shares, groups if self.coverage else None)

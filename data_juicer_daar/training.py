@@ -33,6 +33,7 @@ from .heads import Head, default_hidden
 from .models import DEFAULT_MODEL, cache_dir, model_fingerprint, resolve_model
 from .options import int_list, option
 from .scoring import entropy
+from .subdomains import Subdomains
 from .synthesis import DomainSynthesis, Generator, SynthesisConfig, synthesize
 from .text import TEMPLATE_VERSION, TextFields, render
 from .version import __version__
@@ -56,6 +57,7 @@ class TrainConfig:
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     pseudo_labels: str = option("overcluster_cosine", choices=METHODS, help="how the probe set is cut into pseudo-domains (kmeans_embedding is the paper's)")
     clusters_per_domain: int = option(3, help="k-means clusters per domain when over-clustering")
+    subdomains: int = option(48, help="sub-domain clusters kept in the bundle (the coverage quotas of the selectors)")
     # temperature-scale each probe on held-out rows against the rows' own domain guesses, so its
     # confidence matches how often a row's guess agrees with its cluster's label (else the probe,
     # perfect on clean clusters, is certain about every row and the reward collapses to ~0)
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ConfigError(f"pseudo_labels must be one of {', '.join(METHODS)}, got {self.pseudo_labels!r}")
         if self.clusters_per_domain < 1:
             raise ConfigError(f"clusters_per_domain must be >= 1, got {self.clusters_per_domain}")
+        if self.subdomains < 1:
+            raise ConfigError(f"subdomains must be >= 1, got {self.subdomains}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.probe_size < 2 or self.folds < 2:
@@ -171,8 +175,8 @@ class Seeds:
 class DaarTrainer:
     """Estimator-shaped trainer: ``DaarTrainer(config).fit(rows)`` then ``.save(out)``.
 
-    Learned state (set only by ``fit``): ``probe_``, ``predictor_``, ``manifest_``, ``synthetic_``,
-    ``pseudo_labels_``, ``probe_indices_``.
+    Learned state (set only by ``fit``): ``probe_``, ``predictor_``, ``subdomains_``, ``manifest_``,
+    ``synthetic_``, ``pseudo_labels_``, ``probe_indices_``.
     """
 
     def __init__(self, config: TrainConfig | None = None) -> None:
@@ -307,6 +311,7 @@ class DaarTrainer:
                 c.pseudo_labels, encoded.features, encoded.embeddings, [a.features for a in anchors],
                 [a.embeddings for a in anchors], seeds("clusters"), c.clusters_per_domain,
             )
+            subdomains, sub_labels = Subdomains.fit(encoded.features, c.subdomains, seeds("subdomains"))
         hidden = c.hidden or default_hidden(backbone.dim)
         with timed(timings, "heads"):
             probe, predictor, metrics = self._heads(torch.from_numpy(encoded.features), pseudo, hidden, seeds)
@@ -314,6 +319,7 @@ class DaarTrainer:
         metrics.update({
             "clusters": pseudo.clusters,
             "cluster_sizes": dict(zip([d.name for d in domains], pseudo.cluster_sizes)),
+            "subdomain_sizes": np.bincount(sub_labels, minlength=subdomains.count).tolist(),
             "n_pool": len(rows),
             "n_pool_no_text": len(rows) - len(usable),
             "timings_s": {key: round(v, 2) for key, v in timings.items()},
@@ -321,14 +327,14 @@ class DaarTrainer:
         for name, size in metrics["cluster_sizes"].items():
             if size == 0:
                 logger.warning(f"no probe sample was labelled {name!r}: the pool may hold none, or its examples do not resemble it")
-        self.probe_, self.predictor_ = probe, predictor
+        self.probe_, self.predictor_, self.subdomains_ = probe, predictor, subdomains
         self.pseudo_labels_ = pseudo.labels
         self.probe_indices_ = probe_idx
         self.synthetic_ = [{"domain": s.name, "origin": o, **e} for s in synth for e, o in zip(s.examples, s.origins)]
-        self.manifest_ = self._manifest(backbone, domains, hidden, synthesis_entry, metrics)
+        self.manifest_ = self._manifest(backbone, domains, hidden, synthesis_entry, metrics, subdomains.count)
         return self
 
-    def _manifest(self, backbone: Backbone, domains: list[Domain], hidden: list[int], synthesis: dict, metrics: dict) -> dict:
+    def _manifest(self, backbone: Backbone, domains: list[Domain], hidden: list[int], synthesis: dict, metrics: dict, subdomains: int) -> dict:
         """The bundle's manifest: what was trained, on what, with which settings and results."""
         config = asdict(self.config)
         return {
@@ -344,6 +350,7 @@ class DaarTrainer:
             "text": {"template": TEMPLATE_VERSION, "fields": config.pop("fields")},
             "domains": [{"name": d.name, "description": d.description} for d in domains],
             "heads": {"hidden": hidden, "standardised_input": True},
+            "subdomains": {"count": subdomains, "space": "cosine(standardised features)"},
             "synthesis": synthesis,
             "training": config,
             "metrics": metrics,
@@ -351,4 +358,4 @@ class DaarTrainer:
 
     def save(self, out: str | Path) -> Path:
         """Write the bundle (atomic)."""
-        return save_bundle(out, self.manifest_, self.probe_, self.predictor_, self.synthetic_)
+        return save_bundle(out, self.manifest_, self.probe_, self.predictor_, self.synthetic_, self.subdomains_)

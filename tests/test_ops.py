@@ -14,7 +14,7 @@ from data_juicer.utils.constant import Fields
 from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
 from data_juicer_daar import keys
 from data_juicer_daar.backbone import Backbone
-from data_juicer_daar.bundle import BundleError
+from data_juicer_daar.bundle import BundleError, _manifest_digest
 from data_juicer_daar.models import ModelError
 from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardRaySelector, DaarTopkRewardSelector
 from data_juicer_daar.op_topk import TopkOp
@@ -251,6 +251,8 @@ def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
         manifest["backbone"]["dim"] = 64
     elif how == "model config corrupted":
         (model_copy / "config.json").write_text("{not json")
+    # a forged edit (digest renewed): the checks behind the manifest's digest must still catch it
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     model_path = str(tmp_path / "nonexistent") if how == "model path missing" else str(model_copy)
     return {"probe_path": str(copy), "model_path": model_path}

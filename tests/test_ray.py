@@ -52,7 +52,7 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
 
 @pytest.mark.parametrize(
     "params, export_stats",
-    [({"top_ratio": 0.2}, True), ({"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}}, False)],
+    [({"top_ratio": 0.2}, True), ({"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}, "coverage": True}, False)],
 )
 def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path, params, export_stats):
     # ~300 rows, odd ones included; a column mixing JSON types (NON_STRING) is refused by Ray's own

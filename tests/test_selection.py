@@ -71,3 +71,27 @@ def test_bad_ratios(ratios, message):
 def test_unknown_mode():
     with pytest.raises(ValueError, match="mode must be one of"):
         TopkSpec.build("sel", 3, None, "random", None, DOMAINS)
+
+
+def test_coverage_quotas_proportional_to_subdomains_best_first():
+    # sub-domain 0: 6 rows (high scores), 1: 3 rows, 2: 1 row (lowest scores); k=5 -> 3 / 1.5 / 0.5
+    # largest remainder: 3 / 2 / 0 ... ties of remainder 0.5 go to the earlier sub-domain
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]
+    groups = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]
+    picked = select(scores, ["a"] * 10, 5, groups=groups).tolist()
+    assert picked == [0, 1, 2, 6, 7]  # best 3 of sub-domain 0, best 2 of sub-domain 1
+    assert select(scores, ["a"] * 10, 5).tolist() == [0, 1, 2, 3, 4]  # without coverage: sub-domain 0 only
+    # k=10 takes every row; a sub-domain that cannot fill its quota hands it to the best remaining
+    assert select(scores, ["a"] * 10, 10, groups=groups).tolist() == list(range(10))
+
+
+def test_balanced_coverage_splits_each_domain_over_its_subdomains():
+    scores = [0.9, 0.8, 0.1, 0.7, 0.6, 0.5, 0.4]
+    domains = ["a", "a", "a", "b", "b", "b", "b"]
+    groups = [0, 0, 1, 2, 2, 3, 3]
+    # k=4 balanced: 2 for a (its sub-domains 0 and 1: 2/3 and 1/3 -> 1 and 1), 2 for b (2 and 3: 1 and 1)
+    assert select(scores, domains, 4, equal_shares(["a", "b"]), groups).tolist() == [0, 2, 3, 5]
+    spec = TopkSpec.build("sel", 4, None, "balanced", None, ["a", "b"], coverage=True)
+    assert spec.pick(scores, domains, groups).tolist() == [0, 2, 3, 5]
+    with pytest.raises(ValueError, match="coverage must be true or false"):
+        TopkSpec.build("sel", 4, None, "balanced", None, ["a", "b"], coverage="yes")

@@ -228,9 +228,14 @@ def _damage(bundle, tmp_path, how):
     return copy
 
 
-def _edit_manifest(path, change):
+def _edit_manifest(path, change, resign=False):
+    """Edit a bundle's manifest; ``resign`` also renews its digest (a forged edit: later checks must still hold)."""
+    from data_juicer_daar.bundle import _manifest_digest
+
     manifest = json.loads((path / "manifest.json").read_text())
     change(manifest)
+    if resign:
+        manifest["manifest_sha256"] = _manifest_digest(manifest)
     (path / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -242,8 +247,14 @@ def _edit_manifest(path, change):
         (lambda p: (p / "manifest.json").write_text("{broken"), "manifest.json is unreadable"),
         (lambda p: (p / "heads.safetensors").write_bytes(b"garbage"), "is corrupted"),
         (lambda p: _edit_manifest(p, lambda m: m.update(format_version=99)), "newer than this package reads"),
-        (lambda p: _edit_manifest(p, lambda m: m["heads"].update(hidden=[8, 8])), "weights do not match the manifest"),
-        (lambda p: _edit_manifest(p, lambda m: m.pop("domains")), "manifest is incomplete"),
+        (lambda p: _edit_manifest(p, lambda m: m["backbone"].update(max_length=8)), "manifest.json was edited after training"),
+        (lambda p: _edit_manifest(p, lambda m: m["domains"].reverse()), "manifest.json was edited after training"),
+        (lambda p: _edit_manifest(p, lambda m: m["text"].update(template=0)), "manifest.json was edited after training"),
+        (lambda p: _edit_manifest(p, lambda m: m["backbone"].update(num_layers=1, pooling="last")), "manifest.json was edited after training"),
+        (lambda p: _edit_manifest(p, lambda m: m.pop("manifest_sha256")), "manifest.json was edited after training"),
+        (lambda p: _edit_manifest(p, lambda m: m.update(format_version=1)), "written by an older version"),
+        (lambda p: _edit_manifest(p, lambda m: m["heads"].update(hidden=[8, 8]), resign=True), "weights do not match the manifest"),
+        (lambda p: _edit_manifest(p, lambda m: m.pop("domains"), resign=True), "manifest is incomplete"),
     ],
 )
 def test_bundle_corruption_is_one_clear_line(tiny_bundle, tmp_path, how, message):

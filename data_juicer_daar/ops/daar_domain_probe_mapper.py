@@ -16,7 +16,8 @@ OP_NAME = "daar_domain_probe_mapper"
 class DaarDomainProbeMapper(ScoringOp, Mapper):
     """Runs the bundle's frozen backbone and domain probe over each sample and writes, in meta:
     ``daar_domain`` (predicted domain name, str), ``daar_domain_probs`` (K floats in the bundle's
-    domain order), plus ``daar_diversity`` (the predicted reward, reused by
+    domain order), ``daar_subdomain`` (the sample's sub-domain cluster, an int; -1 without text),
+    plus ``daar_diversity`` (the predicted reward, reused by
     ``daar_diversity_score_filter`` so the backbone runs once), ``daar_bundle`` (tag of the heads
     and text settings that wrote these keys) and ``daar_issue`` ("" or why the text was unusual). A sample without usable text
     gets domain "<no text>", all-zero probabilities and reward 0; it is kept, never dropped.
@@ -48,11 +49,12 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
 
     @guarded
     def process_batched(self, samples, rank=None):
-        values = self.batch_values(("domain", "probs", "predictor", "issue"), samples, rank)
+        values = self.batch_values(("domain", "subdomain", "probs", "predictor", "issue"), samples, rank)
         samples[Fields.meta] = [
             {
                 **(meta or {}),
                 keys.DOMAIN: v["domain"],
+                keys.SUBDOMAIN: int(v["subdomain"]),
                 keys.DOMAIN_PROBS: v["probs"],
                 keys.DIVERSITY: v["predictor"],
                 keys.BUNDLE: v["bundle"],  # the heads that scored it, even if the bundle was replaced mid-run

@@ -17,7 +17,7 @@ POSITION = "__daar_position__"  # temporary column: each row's input position
 class DaarTopkRewardRaySelector(TopkOp, Pipeline):
     """The same selection as ``daar_topk_reward_selector`` (same parameters, modes and result), as an
     op type that Data-Juicer's Ray executor runs (Selectors are refused there). Under Ray it tags
-    rows with their input position, gathers only (position, reward, domain) per row on the driver,
+    rows with their input position, gathers only (position, score, domain, sub-domain) per row on the driver,
     picks the rows there, and filters the distributed dataset by position: whole rows never reach the
     driver. It needs ``daar_diversity_score_filter`` before it (and ``daar_domain_probe_mapper`` for
     ``balanced``/``custom``). Under the default executor it behaves like the Selector op."""
@@ -30,6 +30,7 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         mode: str = "overall",
         domain_ratios: dict | None = None,
         score_source: str = "probe_entropy",
+        coverage: bool = False,
         model_path: str | None = None,
         model_batch_size: int = 32,
         model_dtype: str | None = None,
@@ -50,10 +51,12 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         :param mode: "overall" (default), "balanced" or "custom".
         :param domain_ratios: for ``custom`` only: {domain name: share}, shares summing to 1.
         :param score_source: "probe_entropy" (default) or "predictor": which score ranks the samples.
+        :param coverage: spread each budget over the bundle's sub-domains (meta ``daar_subdomain``),
+            in proportion to their rows (default false).
         """
         super().__init__(*args, **kwargs)
         self._init_scoring(probe_path, model_path, model_batch_size, model_dtype, text_format, input_key, output_key, messages_key, conversations_key)
-        self._init_topk(topk, top_ratio, mode, domain_ratios, score_source)
+        self._init_topk(topk, top_ratio, mode, domain_ratios, score_source, coverage)
 
     def run(self, dataset, *args, **kwargs):
         if hasattr(dataset, "select"):  # a Hugging Face / Data-Juicer dataset: the default executor
@@ -69,8 +72,9 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         # the upstream ops, backbone included
         dataset = dataset.materialize()
         columns = set(dataset.columns())  # cheap once materialized
-        if Fields.stats not in columns or (self.spec.shares and Fields.meta not in columns):
-            needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if self.spec.shares else "daar_diversity_score_filter"
+        needs_meta = bool(self.spec.shares) or self.spec.coverage
+        if Fields.stats not in columns or (needs_meta and Fields.meta not in columns):
+            needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if needs_meta else "daar_diversity_score_filter"
             raise ValueError(f"{OP_NAME}: under Ray, put {needed} (same probe_path) before this op")
         n = dataset.count()
         if self.spec.budget(n) >= n:
@@ -88,17 +92,19 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
                     f"{OP_NAME}: a row has no {SCORE_KEYS[source]} stats of this bundle and text settings; "
                     "put daar_diversity_score_filter (same probe_path and text settings) before this op"
                 )
-            rewards, domains = ranking(values, source)
-            return pa.table({POSITION: table.column(POSITION), "reward": rewards, "domain": domains})
+            scores, domains, groups = ranking(values, source)
+            return pa.table({POSITION: table.column(POSITION), "score": scores, "domain": domains, "subdomain": groups})
 
-        rewards = np.zeros(n)
+        scores = np.zeros(n)
         domains = np.empty(n, dtype=object)
+        groups = np.full(n, -1, dtype=np.int64)
         for batch in tagged.map_batches(extract, batch_format="pyarrow").iter_batches(batch_format="pyarrow"):
             pos = batch.column(POSITION).to_numpy()
-            rewards[pos] = batch.column("reward").to_numpy()
+            scores[pos] = batch.column("score").to_numpy()
             domains[pos] = batch.column("domain").to_pylist()
+            groups[pos] = batch.column("subdomain").to_numpy()
         keep = np.zeros(n, dtype=bool)
-        keep[self.spec.pick(rewards, domains.tolist())] = True
+        keep[self.spec.pick(scores, domains.tolist(), groups)] = True
         keep_ref = ray.put(keep)
 
         def keep_rows(table: pa.Table) -> pa.Table:
