@@ -42,7 +42,13 @@ DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch
 
 
 def pick_device(device: str | None = None) -> str:
-    """``device`` if given, else "cuda" when present, else "cpu"."""
+    """``device`` if given, else "cuda" when present, else "cpu"; a CUDA device torch cannot see is
+    a one-line ``ConfigError``."""
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r}: no CUDA device is visible to torch {torch.__version__}; install a CUDA build of "
+            "torch (README: GPU) or use --device cpu"
+        )
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -1,4 +1,4 @@
-"""The ``daar`` command: train bundles, prepare the model, build the demo corpus, embed, report."""
+"""The ``daar`` command: train bundles, prepare the model, build the demo corpus, embed, report, check files."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from loguru import logger
 
 from .errors import DaarError
+from .keys import SCORE_KEYS
 from .options import add_options, from_args
 from .text import TextFields
 from .training import TrainConfig
@@ -46,9 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--selection", required=True, help="selected JSONL written by dj-process")
     r.add_argument("--out", required=True, help="directory for report.txt, report.html and the PNG plots")
     r.add_argument("--id-key", default=None, help="field identifying rows, to mark the selected ones in the pool (default: whole-row match)")
-    r.add_argument("--score", choices=("probe_entropy", "predictor"), default="probe_entropy", help="the score the selector ranked by (default: probe_entropy, the selectors' default)")
+    r.add_argument("--score", choices=tuple(SCORE_KEYS), default="probe_entropy", help="the score the selector ranked by (default: probe_entropy, the selectors' default)")
     r.add_argument("--bundle", default=None, help="the bundle that scored the pool: adds its training facts to report.html")
     r.set_defaults(run=_report)
+
+    k = sub.add_parser("check", help="check JSONL files line by line for what dj-process refuses or chokes on",
+                       description="Check JSONL files: valid UTF-8, one JSON object per line, no lone surrogate escapes, "
+                                   "no nesting too deep to read. Prints each file's row count, or the first bad line.")
+    k.add_argument("files", nargs="+", help="JSONL files")
+    k.set_defaults(run=_check)
     return parser
 
 
@@ -79,6 +86,13 @@ def _demo_corpus(args: argparse.Namespace) -> None:
     from .demo import build_demo_corpus, demo_corpus
 
     print(build_demo_corpus(args.out) if args.out else demo_corpus())
+
+
+def _check(args: argparse.Namespace) -> None:
+    from .corpus import read_jsonl
+
+    for path in args.files:
+        print(f"{path}: {len(read_jsonl(path, allow_empty=True))} rows, every line readable")
 
 
 def _report(args: argparse.Namespace) -> None:

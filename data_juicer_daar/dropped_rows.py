@@ -31,7 +31,7 @@ def _json_rows(path: Path) -> Iterable[object]:
             if line.strip():
                 try:
                     yield json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue  # Data-Juicer's loader reports unreadable files itself
 
 

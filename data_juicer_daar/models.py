@@ -48,6 +48,9 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+MAX_HEADER = 100 << 20  # safetensors caps its own header at 100 MB
+
+
 class ModelError(DaarError, RuntimeError):
     """A model could not be found or prepared; the message is one line saying what to do."""
 
@@ -177,7 +180,12 @@ def _hash_tensors(h: "hashlib._Hash", path: Path, num_layers: int | None) -> Non
     header offsets (no torch: this runs in the main process before Data-Juicer forks workers)."""
     with path.open("rb") as fh:
         size = int.from_bytes(fh.read(8), "little")
+        room = path.stat().st_size - 8
+        if not 0 < size <= min(room, MAX_HEADER):  # a hostile length must not become a huge read
+            raise ValueError(f"its header claims {size:,} bytes, the file holds {max(room, 0):,}")
         header = json.loads(fh.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a JSON object")
         for name in sorted(k for k in header if k != "__metadata__" and _used(k, num_layers)):
             info = header[name]
             start, end = info["data_offsets"]
@@ -209,7 +217,7 @@ def model_fingerprint(model_dir: Path, num_layers: int | None = None) -> str:
         try:
             _hash_tensors(h, path, num_layers)
         except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"model weights {path} are not a readable safetensors file ({type(exc).__name__})") from None
+            raise ModelError(f"model weights {path} are not a readable safetensors file ({type(exc).__name__}: {exc})") from None
     fingerprint = h.hexdigest()[:16]
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".tmp-{os.getpid()}")

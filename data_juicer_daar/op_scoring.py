@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -122,12 +123,17 @@ class ScoringOp:
     ) -> None:
         if not isinstance(probe_path, (str, Path)) or not str(probe_path):
             raise ValueError(f"{self._name}: probe_path must be a bundle directory, got {probe_path!r}")
+        if model_path is not None and (not isinstance(model_path, (str, Path)) or not str(model_path)):
+            raise ValueError(f"{self._name}: model_path must be a model directory or null, got {model_path!r}")
         if not isinstance(model_batch_size, int) or isinstance(model_batch_size, bool) or model_batch_size < 1:
             raise ValueError(f"{self._name}: model_batch_size must be a positive integer, got {model_batch_size!r}")
-        if model_dtype is not None and model_dtype not in DTYPES:
-            raise ValueError(f"{self._name}: model_dtype must be one of {', '.join(DTYPES)} or null, got {model_dtype!r}")
-        if text_format not in FORMATS:
-            raise ValueError(f"{self._name}: text_format must be one of {', '.join(FORMATS)}, got {text_format!r}")
+        choice(self._name, "model_dtype", model_dtype, DTYPES, nullable=True)
+        choice(self._name, "text_format", text_format, FORMATS)
+        fields = {"input_key": input_key, "output_key": output_key, "messages_key": messages_key,
+                  "conversations_key": conversations_key, "text_key": self.text_key, "instruction_key": self.instruction_key}
+        for name, value in fields.items():
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{self._name}: {name} must be a field name (a non-empty string), got {value!r}")
         # everything checkable without the forward pass fails here, at start, in one line: a worker's
         # error would be swallowed by skip_op_error and its rows dropped
         manifest, _ = check_bundle(probe_path, model_path)
@@ -236,6 +242,21 @@ class ScoringOp:
         stats = samples.get(Fields.stats) or [None] * n
         metas = samples.get(Fields.meta) or [None] * n
         return self.values(wanted, stats, metas, lambda rows: [{k: col[i] for k, col in samples.items()} for i in rows], rank)
+
+
+def choice(who: str, name: str, value: Any, allowed: Sequence[str], nullable: bool = False) -> None:
+    """One-line ``ValueError`` unless ``value`` is one of the ``allowed`` names (or None when ``nullable``)."""
+    if (value is None and nullable) or (isinstance(value, str) and value in allowed):
+        return
+    raise ValueError(f"{who}: {name} must be one of {', '.join(allowed)}{' or null' if nullable else ''}, got {value!r}")
+
+
+def finite_number(who: str, name: str, value: Any, nullable: bool = True) -> None:
+    """One-line ``ValueError`` unless ``value`` is a finite int/float (or None when ``nullable``)."""
+    if value is None and nullable:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{who}: {name} must be a finite number{' or null' if nullable else ''}, got {value!r}")
 
 
 class ScoringFailed(RuntimeError):

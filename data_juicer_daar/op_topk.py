@@ -8,7 +8,7 @@ import numpy as np
 from data_juicer.utils.constant import Fields
 
 from .keys import SCORE_KEYS
-from .op_scoring import ScoringOp
+from .op_scoring import ScoringOp, choice
 from .selection import TopkSpec
 
 
@@ -25,8 +25,7 @@ class TopkOp(ScoringOp):
 
     def _init_topk(self, topk, top_ratio, mode: str, domain_ratios, score_source: str, coverage: bool) -> None:
         self.spec = TopkSpec.build(self._name, topk, top_ratio, mode, domain_ratios, self.domain_names, coverage)
-        if score_source not in SCORE_KEYS:
-            raise ValueError(f"{self._name}: score_source must be one of {', '.join(SCORE_KEYS)}, got {score_source!r}")
+        choice(self._name, "score_source", score_source, tuple(SCORE_KEYS))
         self.score_source = score_source
 
     @property

@@ -52,7 +52,14 @@ class Selection:
     picked: np.ndarray
     texts: list[str]
     issues: Counter
-    unmatched: int
+    subdomains: list[int | None]  # meta daar_subdomain per row (None: not tagged by the mapper)
+
+    def subdomain_coverage(self) -> tuple[int, int] | None:
+        """(sub-domains with a selected row, sub-domains in the pool), or None when rows carry none."""
+        pool = {g for g in self.subdomains if g is not None and g >= 0}
+        if not pool:
+            return None
+        return len({g for g, p in zip(self.subdomains, self.picked) if p and g in pool}), len(pool)
 
     def domain_counts(self) -> tuple[Counter, Counter]:
         """Rows per predicted domain in the pool and in the selection."""
@@ -88,6 +95,10 @@ def load_selection(pool_path: str | Path, selection_path: str | Path, id_key: st
         picked.append(chosen[key] > 0)
         if chosen[key]:
             chosen[key] -= 1
+    unmatched = sum(chosen.values())
+    if unmatched:
+        by = f"by {id_key!r}" if id_key else "as whole rows"
+        raise CorpusError(f"{selection_path}: {unmatched} of {len(selection)} selected rows are not in the pool {pool_path} (matched {by}): is the selection from another pool?")
     meta = [r.get(f"{DJ_PREFIX}meta__") or {} for r in pool]
     return Selection(
         pool_path=str(pool_path),
@@ -99,7 +110,7 @@ def load_selection(pool_path: str | Path, selection_path: str | Path, id_key: st
         picked=np.array(picked, dtype=bool),
         texts=[render(r).text for r in pool],
         issues=Counter(m.get(keys.ISSUE) for m in meta if m.get(keys.ISSUE)),
-        unmatched=sum(chosen.values()),
+        subdomains=[m.get(keys.SUBDOMAIN) for m in meta],
     )
 
 
@@ -119,8 +130,9 @@ def text_report(sel: Selection) -> list[str]:
         f"  selected: {sel.n_selected} rows ({sel.selection_path}), {100 * sel.n_selected / n_pool:.1f} % of the pool",
         f"  unusual text in the pool: {dict(sel.issues) or 'none'}",
     ]
-    if sel.unmatched:
-        lines.append(f"  note: {sel.unmatched} selected rows were not found in the pool (different files?)")
+    coverage = sel.subdomain_coverage()
+    if coverage:
+        lines.append(f"  sub-domains covered by the selection: {coverage[0]} of the pool's {coverage[1]}")
     lines += [""] + _table("Predicted domain", pool_dom, sel_dom, n_pool, n_picked)
     lines += ["", f"Score ({sel.score_key}) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
     for lo, hi, a, b in zip(edges[:-1], edges[1:], pool_hist, sel_hist):

@@ -43,8 +43,8 @@ def validate_ratios(ratios: object, domains: Sequence[str], who: str) -> dict[st
     unknown = [d for d in ratios if d not in domains]
     if unknown:
         raise ValueError(f"{who}: domain_ratios names unknown domain(s) {unknown}; the bundle's domains are {list(domains)}")
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in ratios.values()):
-        raise ValueError(f"{who}: domain_ratios values must be non-negative numbers, got {dict(ratios)}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in ratios.values()):
+        raise ValueError(f"{who}: domain_ratios values must be finite non-negative numbers, got {dict(ratios)}")
     total = float(sum(ratios.values()))
     if abs(total - 1.0) > 1e-6:
         raise ValueError(f"{who}: domain_ratios must sum to 1, they sum to {total:g}")
@@ -114,7 +114,7 @@ class TopkSpec:
             raise ValueError(f"{who}: top_ratio must be a number in [0, 1] or null, got {top_ratio!r}")
         if topk is None and top_ratio is None:
             raise ValueError(f"{who}: set topk or top_ratio (or both)")
-        if mode not in MODES:
+        if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"{who}: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if (mode == "custom") != (domain_ratios is not None):
             raise ValueError(f"{who}: domain_ratios is required with mode 'custom' and only allowed there")

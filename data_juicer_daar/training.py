@@ -84,6 +84,8 @@ class TrainConfig:
             raise ConfigError(f"clusters_per_domain must be >= 1, got {self.clusters_per_domain}")
         if self.subdomains < 1:
             raise ConfigError(f"subdomains must be >= 1, got {self.subdomains}")
+        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"lr must be a finite number > 0 and weight_decay one >= 0, got {self.lr} and {self.weight_decay}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.probe_size < 2 or self.folds < 2:

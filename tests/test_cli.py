@@ -175,3 +175,42 @@ def test_gpu_check_times_a_backbone_of_qwen2_7b_shape():
         model = AutoModel.from_config(Qwen2Config(num_hidden_layers=3, **QWEN2_7B), dtype=torch.bfloat16)
     assert len(model.layers) == 3 and model.config.hidden_size == 3584
     assert 1.2e9 < sum(p.numel() for p in model.parameters()) < 1.3e9  # 3 blocks of 233 M + 545 M embeddings
+
+
+BAD_FILES = {
+    "invalid UTF-8": (b'{"instruction": "ok"}\n{"instruction": "caf\xe9"}\n', ":2: not valid UTF-8 (byte 0xe9 at column 21)"),
+    "lone surrogate": (b'{"instruction": "ok"}\n{"instruction": "a\\ud800b"}\n', ":2: holds a lone surrogate escape"),
+    "nested 3000 deep": (b'{"instruction": "ok"}\n{"instruction": "x", "deep": ' + b"[" * 3000 + b"]" * 3000 + b"}\n", ":2: nested too deeply to read"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_project_reader_and_dj_process_both_refuse_a_bad_line(kind, tmp_path, tiny_model, tiny_bundle):
+    content, message = BAD_FILES[kind]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_bytes(content)
+    for args in (["train", "--corpus", str(pool), "--out", str(tmp_path / "b"), "--model", str(tiny_model)], ["check", str(pool)]):
+        result = run("daar", *args)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
+        assert result.returncode == 2 and len(errors) == 1 and f"pool.jsonl{message}" in errors[0], result.stderr[-2000:]
+    if kind == "nested 3000 deep":
+        return  # Data-Juicer's loader spins for minutes on it before a RecursionError (README: Input)
+    config = tmp_path / "r.yaml"
+    config.write_text(yaml.safe_dump({"dataset_path": str(pool), "export_path": str(tmp_path / "out" / "s.jsonl"), "text_keys": "instruction",
+                                      "np": 1, "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}]}))
+    result = run("dj-process", "--config", str(config), cwd=tmp_path)
+    assert result.returncode != 0 and not (tmp_path / "out" / "s.jsonl").exists()  # the same file is refused there too
+
+
+def test_check_counts_the_rows_of_good_files(tmp_path):
+    good = write_jsonl(tmp_path / "good.jsonl", theme_rows(2))
+    result = run("daar", "check", str(good))
+    assert result.returncode == 0 and f"good.jsonl: {len(theme_rows(2))} rows, every line readable" in result.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is visible")
+def test_train_on_a_cuda_device_torch_cannot_see_is_one_line(tmp_path, tiny_model, theme_corpus):
+    result = run("daar", "train", "--corpus", str(theme_corpus), "--out", str(tmp_path / "b"), "--model", str(tiny_model), "--device", "cuda")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
+    assert "no CUDA device is visible to torch" in errors[0] and "README: GPU" in errors[0]

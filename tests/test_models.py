@@ -85,3 +85,23 @@ def test_fingerprint_covers_exactly_the_tensors_a_truncated_backbone_reads(tiny_
             Scorer(tiny_bundle, model=str(copy))
     else:
         assert Scorer(tiny_bundle, model=str(copy)).score(["Solve 2 + 3 = x"]).probs.shape == (1, 4)
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ((1 << 62).to_bytes(8, "little") + b"{}", "header claims 4,611,686,018,427,387,904 bytes, the file holds 2"),
+        ((5).to_bytes(8, "little") + b"{oops", "JSONDecodeError"),
+        ((2).to_bytes(8, "little") + b"[]", "its header is not a JSON object"),
+        (b"\x01", "header claims 1 bytes"),
+    ],
+)
+def test_hostile_safetensors_header_is_one_line_naming_the_file(tiny_model, tmp_path, header, message):
+    import shutil
+
+    copy = tmp_path / "hostile"
+    shutil.copytree(tiny_model, copy)
+    (copy / "model.safetensors").write_bytes(header)
+    with pytest.raises(ModelError, match="not a readable safetensors file") as error:
+        model_fingerprint(copy, 2)
+    assert str(copy / "model.safetensors") in str(error.value) and message in str(error.value) and "\n" not in str(error.value)

@@ -182,6 +182,12 @@ def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_erro
         ({"topk": 3, "domain_ratios": {"coding": 1.0}}, "only allowed there"),
         ({"topk": 3, "mode": "custom", "domain_ratios": {"poetry": 1.0}}, "unknown domain"),
         ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.2}}, "must sum to 1"),
+        ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": float("nan"), "mathematics": 1.0}}, "must be finite non-negative numbers"),
+        ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": float("inf")}}, "must be finite non-negative numbers"),
+        ({"top_ratio": float("nan")}, r"top_ratio must be a number in \[0, 1\]"),
+        ({"topk": 3, "mode": ["balanced"]}, "mode must be one of"),
+        ({"topk": 3, "score_source": ["predictor"]}, "score_source must be one of predictor, probe_entropy"),
+        ({"topk": 3, "coverage": "yes"}, "coverage must be true or false"),
     ],
 )
 def test_selector_bad_parameters(tiny_bundle, kwargs, message):
@@ -194,7 +200,18 @@ def test_selector_bad_parameters(tiny_bundle, kwargs, message):
     "kwargs, message",
     [
         ({"score_source": "vibes"}, "score_source must be one of"),
-        ({"min_score": "low"}, "min_score must be a number"),
+        ({"min_score": "low"}, "min_score must be a finite number or null"),
+        ({"min_score": float("nan")}, "min_score must be a finite number or null, got nan"),
+        ({"max_score": float("nan")}, "max_score must be a finite number or null, got nan"),
+        ({"max_score": float("-inf")}, "max_score must be a finite number or null, got -inf"),
+        ({"model_path": 7}, "model_path must be a model directory or null, got 7"),
+        ({"input_key": 5}, "input_key must be a field name"),
+        ({"output_key": ""}, "output_key must be a field name"),
+        ({"messages_key": None}, "messages_key must be a field name"),
+        ({"conversations_key": ["c"]}, "conversations_key must be a field name"),
+        ({"text_key": 3}, "text_key must be a field name"),
+        ({"model_dtype": ["bfloat16"]}, "model_dtype must be one of"),
+        ({"text_format": {"a": 1}}, "text_format must be one of"),
         ({"min_score": 1.0, "max_score": 0.5}, "greater than max_score"),
         ({"model_batch_size": 0}, "model_batch_size must be a positive integer"),
         ({"text_format": "xml"}, "text_format must be one of"),
@@ -202,8 +219,9 @@ def test_selector_bad_parameters(tiny_bundle, kwargs, message):
     ],
 )
 def test_filter_bad_parameters(tiny_bundle, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         DaarDiversityScoreFilter(probe_path=str(tiny_bundle), **kwargs)
+    assert "\n" not in str(info.value)
 
 
 def test_model_dtype_reaches_the_backbone(tiny_bundle):
@@ -418,12 +436,19 @@ def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus,
 
 
 @pytest.mark.slow
-def test_dj_process_bad_parameter_fails_at_start(tiny_bundle, tmp_path):
+@pytest.mark.parametrize(
+    "op, params, message",
+    [
+        ("daar_topk_reward_selector", {"topk": 2, "mode": "fancy"}, "mode must be one of overall, balanced, custom, got 'fancy'"),
+        ("daar_diversity_score_filter", {"min_score": float("nan")}, "min_score must be a finite number or null, got nan"),
+    ],
+)
+def test_dj_process_bad_parameter_fails_at_start(tiny_bundle, tmp_path, op, params, message):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
-    config = recipe(tmp_path, pool, [{"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 2, "mode": "fancy"}}])
+    config = recipe(tmp_path, pool, [{op: {"probe_path": str(tiny_bundle), **params}}])
     result = dj("dj-process", config, tmp_path)
-    assert result.returncode != 0
-    assert "mode must be one of overall, balanced, custom, got 'fancy'" in result.stdout + result.stderr
+    assert result.returncode != 0 and not (tmp_path / "out" / "selected.jsonl").exists()  # never "Left 0 samples"
+    assert message in result.stdout + result.stderr
 
 
 @pytest.mark.slow

@@ -95,3 +95,24 @@ def test_html_report_renders_in_headless_chromium(scored, tiny_bundle, tmp_path)
     orange = np.all(np.abs(pixels - np.array([255, 127, 14]) / 255) < 0.08, axis=-1).sum()
     dark = (pixels.mean(-1) < 0.3).sum()
     assert blue > 500 and orange > 500 and dark > 2000, (blue, orange, dark)
+
+
+def test_report_counts_the_subdomains_the_selection_covers(scored, tmp_path):
+    result = report(tmp_path / "r", scored)
+    assert result.returncode == 0, result.stderr[-2000:]
+    pool = {r["id"]: r[Fields.meta][keys.SUBDOMAIN] for r in read_rows(scored / "scored.jsonl")}
+    covered = {pool[r["id"]] for r in read_rows(scored / "selected.jsonl")}
+    line = f"sub-domains covered by the selection: {len(covered)} of the pool's {len(set(pool.values()))}"
+    assert line in (tmp_path / "r" / "report.txt").read_text()
+
+
+def test_report_refuses_a_selection_that_is_not_from_the_pool(scored, tmp_path):
+    selected = read_rows(scored / "selected.jsonl")
+    extra = [{**r, "id": f"{r['id']}-elsewhere"} for r in selected[:3]]
+    bad = write_jsonl(tmp_path / "other.jsonl", selected + extra)
+    args = ["--pool", str(scored / "scored.jsonl"), "--selection", str(bad), "--out", str(tmp_path / "r"), "--id-key", "id"]
+    result = subprocess.run([str(Path(sys.executable).parent / "daar"), "report", *args], capture_output=True, text=True, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"3 of {len(selected) + 3} selected rows are not in the pool" in errors[0]
+    assert not (tmp_path / "r" / "report.txt").exists()

@@ -295,6 +295,10 @@ def test_domain_without_examples_needs_examples_or_synthesis(tiny_model, theme_c
         ({"clusters_per_domain": 0}, "clusters_per_domain must be >= 1, got 0"),
         ({"entropy_targets": "both"}, "entropy_targets must be 'cross_fit' or 'in_sample'"),
         ({"val_fraction": 1.0}, "val_fraction must be in (0, 1)"),
+        ({"val_fraction": float("nan")}, "val_fraction must be in (0, 1)"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"weight_decay": float("inf")}, "weight_decay one >= 0"),
+        ({"subdomains": 0}, "subdomains must be >= 1, got 0"),
     ],
 )
 def test_bad_train_config_is_one_line(kwargs, message):

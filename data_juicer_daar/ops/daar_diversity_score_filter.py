@@ -7,7 +7,7 @@ from data_juicer.utils.constant import Fields
 
 from .. import keys
 from ..keys import SCORE_KEYS
-from ..op_scoring import ScoringOp, guarded
+from ..op_scoring import ScoringOp, choice, finite_number, guarded
 
 OP_NAME = "daar_diversity_score_filter"
 
@@ -52,11 +52,9 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
             ``daar_probe_entropy``). Both stats are written either way.
         """
         super().__init__(*args, **kwargs)
-        if score_source not in SCORE_KEYS:
-            raise ValueError(f"{OP_NAME}: score_source must be one of {', '.join(SCORE_KEYS)}, got {score_source!r}")
-        for name, bound in (("min_score", min_score), ("max_score", max_score)):
-            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
-                raise ValueError(f"{OP_NAME}: {name} must be a number or null, got {bound!r}")
+        choice(OP_NAME, "score_source", score_source, tuple(SCORE_KEYS))
+        finite_number(OP_NAME, "min_score", min_score)
+        finite_number(OP_NAME, "max_score", max_score)
         if min_score is not None and max_score is not None and min_score > max_score:
             raise ValueError(f"{OP_NAME}: min_score ({min_score}) is greater than max_score ({max_score})")
         self.min_score, self.max_score, self.score_source = min_score, max_score, score_source
