@@ -300,6 +300,16 @@ def recipe_selector() -> str:
     return daar_name(params.get("mode", "overall"), bool(params.get("coverage", False)), params.get("score_source", "probe_entropy"))
 
 
+def rerender(path: Path) -> None:
+    """Rewrite a stored result's markdown table, naming the selector the shipped recipe runs now."""
+    result = json.loads(path.read_text())
+    result["default"] = recipe_selector()
+    path.write_text(json.dumps(result, indent=2))
+    text = markdown(result["selectors"], result["default"], ProxyConfig(**{**result["config"], "seeds": tuple(result["config"]["seeds"])}))
+    path.with_suffix(".md").write_text(text)
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the CPU mode (else the full mode)")
@@ -313,7 +323,11 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the summary as JSON to this path")
     parser.add_argument("--name", default=None, help="results file name (default: downstream_proxy_<mode>_<pool>[_epoch])")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
+    parser.add_argument("--render", default=None, metavar="RESULTS_JSON", help="only rewrite that result's table and default (the shipped recipe may have changed)")
     args = parser.parse_args()
+    if args.render:
+        rerender(Path(args.render))
+        return
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ProxyConfig) if getattr(args, f.name) is not None}
     try:
         if "seeds" in overrides:

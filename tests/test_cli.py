@@ -144,6 +144,8 @@ def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
         ("downstream_proxy", ["--seeds", "a,b"], "invalid literal"),
         ("downstream_proxy", ["--ratio", "2"], "ratio in (0, 1]"),
         ("downstream_proxy", ["--selectors", "random,nope"], "unknown selector"),
+        ("downstream_proxy", ["--budget", "weeks"], "budget must be 'tokens' or 'epoch'"),
+        ("downstream_proxy", ["--pool-file", "nope.jsonl"], "no such file: nope.jsonl"),
         ("selection_quality", ["--ratio", "0"], "invalid ratio value"),
     ],
 )
@@ -214,3 +216,18 @@ def test_train_on_a_cuda_device_torch_cannot_see_is_one_line(tmp_path, tiny_mode
     errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
     assert "no CUDA device is visible to torch" in errors[0] and "README: GPU" in errors[0]
+
+
+def test_two_concurrent_trainings_into_one_directory_leave_a_valid_bundle(tmp_path, tiny_model, theme_corpus):
+    from data_juicer_daar.bundle import load_bundle
+
+    out = tmp_path / "shared"
+    args = [str(BIN / "daar"), "train", "--corpus", str(theme_corpus), "--out", str(out), "--model", str(tiny_model), "--layers", "2",
+            "--max-length", "64", "--max-epochs", "5", "--folds", "2"]
+    procs = [subprocess.Popen([*args, "--seed", str(seed)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    results = [(p.wait(timeout=900), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _ in results), [err[-1500:] for _, err in results]
+    bundle = load_bundle(out)  # whole, digest-checked: one of the two, never a mix
+    assert bundle.manifest["training"]["seed"] in (1, 2)
+    assert sorted(p.name for p in out.iterdir()) == ["heads.safetensors", "manifest.json", "synthetic.jsonl"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shared")]  # no staging left behind

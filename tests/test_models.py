@@ -105,3 +105,20 @@ def test_hostile_safetensors_header_is_one_line_naming_the_file(tiny_model, tmp_
     with pytest.raises(ModelError, match="not a readable safetensors file") as error:
         model_fingerprint(copy, 2)
     assert str(copy / "model.safetensors") in str(error.value) and message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_remote_code_in_a_model_directory_never_runs(tiny_model, tmp_path):
+    import shutil
+
+    from data_juicer_daar.backbone import Backbone
+
+    evil = tmp_path / "evil_model"
+    shutil.copytree(tiny_model, evil)
+    marker = tmp_path / "remote_code_ran"
+    (evil / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import LlamaModel as EvilModel\n")
+    config = json.loads((evil / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "evil.EvilModel", "AutoModelForCausalLM": "evil.EvilModel", "AutoConfig": "evil.EvilModel"}
+    (evil / "config.json").write_text(json.dumps(config))
+    backbone = Backbone(evil, num_layers=2)
+    assert backbone.encode(["hello"]).features.shape == (1, 32)
+    assert not marker.exists()

@@ -116,3 +116,20 @@ def test_report_refuses_a_selection_that_is_not_from_the_pool(scored, tmp_path):
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
     assert f"3 of {len(selected) + 3} selected rows are not in the pool" in errors[0]
     assert not (tmp_path / "r" / "report.txt").exists()
+
+
+def test_html_in_rows_is_escaped_in_the_page(scored, tmp_path):
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    pool, selected = read_rows(scored / "scored.jsonl"), read_rows(scored / "selected.jsonl")
+    victim = max(pool, key=lambda r: r[Fields.stats][keys.PROBE_ENTROPY])["id"]  # shown among its domain's top rows
+    for rows in (pool, selected):
+        for r in rows:
+            if r["id"] == victim:
+                r["instruction"] = hostile
+    args = ["--pool", str(write_jsonl(tmp_path / "pool.jsonl", pool)), "--selection", str(write_jsonl(tmp_path / "sel.jsonl", selected)),
+            "--out", str(tmp_path / "r"), "--id-key", "id"]
+    result = subprocess.run([str(Path(sys.executable).parent / "daar"), "report", *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown, as text
