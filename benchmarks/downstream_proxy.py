@@ -300,22 +300,13 @@ def recipe_selector() -> str:
     return daar_name(params.get("mode", "overall"), bool(params.get("coverage", False)), params.get("score_source", "probe_entropy"))
 
 
-def rerender(paths: list[Path]) -> None:
-    """Rewrite stored results' table, naming the selector the shipped recipe runs now; several
-    results (one setting, other seeds) are merged over the selectors they share."""
-    results = [json.loads(p.read_text()) for p in paths]
-    result = results[0]
-    if len(results) > 1:
-        shared = [n for n in result["runs"] if all(n in r["runs"] for r in results)]
-        result = {**result, "runs": {n: [run for r in results for run in r["runs"][n]] for n in shared}}
-        result["config"] = {**result["config"], "seeds": [s for r in results for s in r["config"]["seeds"]]}
-        result["selectors"] = summarise(result["runs"], result["random"])
-        result["merged_from"] = [p.name for p in paths]
+def rerender(path: Path) -> None:
+    """Rewrite a stored result's table, naming the selector the shipped recipe runs now."""
+    result = json.loads(path.read_text())
     result["default"] = recipe_selector()
-    out = paths[0] if len(paths) == 1 else paths[0].with_name(paths[0].stem + "_merged.json")
-    out.write_text(json.dumps(result, indent=2))
+    path.write_text(json.dumps(result, indent=2))
     text = markdown(result["selectors"], result["default"], ProxyConfig(**{**result["config"], "seeds": tuple(result["config"]["seeds"])}))
-    out.with_suffix(".md").write_text(text)
+    path.with_suffix(".md").write_text(text)
     print(text)
 
 
@@ -332,12 +323,10 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the summary as JSON to this path")
     parser.add_argument("--name", default=None, help="results file name (default: downstream_proxy_<mode>_<pool>[_epoch])")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
-    parser.add_argument("--render", nargs="+", default=None, metavar="RESULTS_JSON",
-                        help="only rewrite a result's table and default (the shipped recipe may have changed); with several "
-                             "results of one setting but other seeds, write their union to the first one's name + '_merged'")
+    parser.add_argument("--render", default=None, metavar="RESULTS_JSON", help="only rewrite that result's table and default (the shipped recipe may have changed)")
     args = parser.parse_args()
     if args.render:
-        rerender([Path(p) for p in args.render])
+        rerender(Path(args.render))
         return
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ProxyConfig) if getattr(args, f.name) is not None}
     try:

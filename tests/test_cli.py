@@ -24,10 +24,10 @@ def run(*args, cwd=None, timeout=900):
 
 def test_help_documents_every_option():
     top = run("daar", "--help")
-    assert top.returncode == 0 and all(c in top.stdout for c in ("train", "model", "demo-corpus", "embed", "report"))
+    assert top.returncode == 0 and all(c in top.stdout for c in ("train", "model", "demo-corpus", "embed", "report", "check"))
     train = run("daar", "train", "--help").stdout
     for option in ("--corpus", "--out", "--model", "--instruct-model", "--domains", "--layers", "--max-length", "--probe-size",
-                   "--synthesize", "--pseudo-labels", "--clusters-per-domain", "--no-calibrate", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
+                   "--synthesize", "--pseudo-labels", "--clusters-per-domain", "--subdomains", "--no-calibrate", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
                    "--folds", "--seed", "--format", "--instruction-key", "--device", "--batch-size", "--hidden"):
         assert option in train, option
 
