@@ -26,6 +26,8 @@ def parse_line(raw: bytes, where: str) -> object:
         raise CorpusError(f"{where}: nested too deeply to read; flatten or drop that row") from None
     except ValueError:
         raise CorpusError(f"{where}: not valid JSON (each line must be one JSON object)") from None
+    if b"\\ud" not in raw.lower():  # no \uDxxx escape: no surrogate, skip the re-encoding check
+        return value
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

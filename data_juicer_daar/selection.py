@@ -67,9 +67,9 @@ def select(
 
     Without ``shares`` the budget is the whole pool's; with ``shares`` each domain gets its quota
     of it. Without ``groups`` a budget is filled with its best rows; with ``groups`` (a sub-domain
-    per row) it is first split over the sub-domains in proportion to their rows (within the domain),
-    and each sub-domain's part is filled with its best rows. Quota that cannot be filled goes to the
-    best remaining rows.
+    per row; negative = none, e.g. no text) it is first split over the sub-domains in proportion to
+    their rows (within the domain), and each sub-domain's part is filled with its best rows. Quota
+    that cannot be filled goes to the best remaining rows.
     """
     scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
@@ -86,7 +86,7 @@ def select(
         if cells is None:
             taken[ranked[inside][:q]] = True
             continue
-        names, sizes = np.unique(cells[inside], return_counts=True)
+        names, sizes = np.unique(cells[inside & (cells >= 0)], return_counts=True)  # rows without a sub-domain get no quota
         for g, qg in quotas(q, {g: c / max(1, sizes.sum()) for g, c in zip(names.tolist(), sizes)}).items():
             taken[ranked[inside & (cells == g)][:qg]] = True
     leftover = k - int(taken.sum())

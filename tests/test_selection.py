@@ -95,3 +95,11 @@ def test_balanced_coverage_splits_each_domain_over_its_subdomains():
     assert spec.pick(scores, domains, groups).tolist() == [0, 2, 3, 5]
     with pytest.raises(ValueError, match="coverage must be true or false"):
         TopkSpec.build("sel", 4, None, "balanced", None, ["a", "b"], coverage="yes")
+
+
+def test_coverage_gives_rows_without_a_subdomain_no_quota():
+    # rows 4-7 have no text (sub-domain -1, score 0): with coverage they only fill leftovers, never a quota
+    scores = [0.9, 0.8, 0.7, 0.6, 0.0, 0.0, 0.0, 0.0]
+    groups = [0, 0, 1, 1, -1, -1, -1, -1]
+    assert select(scores, ["a"] * 4 + ["<no text>"] * 4, 4, groups=groups).tolist() == [0, 1, 2, 3]
+    assert select(scores, ["a"] * 4 + ["<no text>"] * 4, 6, groups=groups).tolist() == [0, 1, 2, 3, 4, 5]
