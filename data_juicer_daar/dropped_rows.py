@@ -3,7 +3,8 @@
 Data-Juicer's formatter removes every row whose ``text_keys`` field is null or missing, before the
 first op sees the data, and no recipe setting turns that off. The DaaR ops score every row they are
 given, so the first one built in a run counts, in the recipe's local input, the rows that field
-drops and warns once with the count.
+drops and warns once with the count. A folder of shards in more than one format (JSONL and
+Parquet, say) loses whole files: both executors read one format per folder, so the ops refuse it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Iterable
 
 from loguru import logger
 
+from .errors import ConfigError
+
 JSON_SUFFIXES = (".json", ".jsonl")
+#: data file suffixes by the reader both executors pick for them (one reader per folder)
+FORMATS = {".json": "JSON", ".jsonl": "JSON", ".parquet": "Parquet", ".csv": "CSV", ".tsv": "CSV", ".txt": "text"}
 
 
 def _json_rows(path: Path) -> Iterable[object]:
@@ -96,6 +101,24 @@ def _local_inputs(cfg) -> list[str]:
     return [c["path"] for c in entries if c.get("type") == "local" and c.get("path")]
 
 
+def check_one_format(path: str | Path) -> None:
+    """``ConfigError`` when the folder ``path`` holds data files of more than one format: Data-Juicer
+    would read the files of one format and skip the others without a word."""
+    path = Path(path)
+    if not path.is_dir() or (path / "state.json").is_file():
+        return
+    found: dict[str, int] = {}
+    for file in path.rglob("*"):
+        if file.is_file() and file.suffix in FORMATS:
+            found[FORMATS[file.suffix]] = found.get(FORMATS[file.suffix], 0) + 1
+    if len(found) > 1:
+        held = " and ".join(f"{n} {fmt} file(s)" for fmt, n in sorted(found.items()))
+        raise ConfigError(
+            f"{path} holds {held}: Data-Juicer reads one format per folder and would skip the other files' rows; "
+            "put each format in a folder of its own (or convert the shards to one format)"
+        )
+
+
 def warn_dropped_rows() -> None:
     """Warn once per input when the running recipe's ``text_keys`` dropped rows (no-op outside ``dj-process``)."""
     from data_juicer.config import config as dj_config
@@ -106,6 +129,7 @@ def warn_dropped_rows() -> None:
     keys = getattr(cfg, "text_keys", None) or "text"
     keys = tuple([keys] if isinstance(keys, str) else keys)
     for path in _local_inputs(cfg):
+        check_one_format(path)
         try:
             stat = Path(path).stat()
             _warn(str(Path(path).resolve()), keys, (stat.st_mtime, stat.st_size))

@@ -31,6 +31,7 @@ from . import keys
 from .backbone import DTYPES
 from .bundle import manifest_fingerprint
 from .dropped_rows import warn_dropped_rows
+from .ray_watch import ray_node, watch_head
 from .scoring import Scorer, Scores, check_bundle, entropy
 from .text import FORMATS, TextFields, render
 
@@ -138,6 +139,7 @@ class ScoringOp:
         # error would be swallowed by skip_op_error and its rows dropped
         manifest, _ = check_bundle(probe_path, model_path)
         warn_dropped_rows()
+        watch_head(self._name)
         self.probe_path = str(Path(probe_path).resolve())
         self.domain_names = [d["name"] for d in manifest["domains"]]
         # part of the op's cache fingerprint: retraining into the same path invalidates cached results
@@ -201,7 +203,7 @@ class ScoringOp:
         scores: Scores = scorer.score([r.text for r in rendered])
         t2 = time.perf_counter()
         load = f", model load {t1 - t0:.1f} s" if t1 - t0 > 0.05 else ""
-        logger.info(f"{self._name}: backbone embedded {len(rows)} samples in {t2 - t1:.1f} s ({len(rows) / max(t2 - t1, 1e-9):.1f}/s{load})")
+        logger.info(f"{self._name}: backbone embedded {len(rows)} samples in {t2 - t1:.1f} s ({len(rows) / max(t2 - t1, 1e-9):.1f}/s{load}){ray_node()}")
         issues = [r.issue for r in rendered]
         odd = Counter(i for i in issues if i)
         if odd:

@@ -55,3 +55,20 @@ def test_saved_dataset_with_several_splits_needs_a_split(tmp_path):
         strategy({"type": "local", "source": "huggingface_disk", "path": str(tmp_path / "saved")}, cfg).load_data()
     loaded = strategy({"type": "local", "source": "huggingface_disk", "path": str(tmp_path / "saved"), "split": "test"}, cfg).load_data()
     assert loaded["text"] == ["b"]
+
+
+def test_folder_of_one_format_passes_and_a_mixed_one_is_refused(tmp_path):
+    from data_juicer_daar.dropped_rows import check_one_format
+    from data_juicer_daar.errors import ConfigError
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", ROWS)
+    (folder / "b.json").write_text(json.dumps(ROWS))
+    (folder / "README.md").write_text("not data")
+    check_one_format(folder)  # .json and .jsonl are one format; other files are not data
+    check_one_format(folder / "a.jsonl")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "c.parquet").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"holds 2 JSON file\(s\) and 1 Parquet file\(s\): Data-Juicer reads one format per folder"):
+        check_one_format(folder)

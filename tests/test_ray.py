@@ -86,3 +86,51 @@ def test_ray_selector_without_scores_fails_with_one_line(ray_cluster, tiny_bundl
     result = subprocess.run([str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
     assert result.returncode != 0
     assert "put daar_diversity_score_filter (same probe_path) before this op" in result.stdout + result.stderr
+
+
+def write_shards(folder: Path, rows: list[dict], fmt: str, shards: int = 3) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    size = -(-len(rows) // shards)
+    for i in range(shards):
+        part = rows[i * size : (i + 1) * size]
+        if fmt == "jsonl":
+            write_jsonl(folder / f"part-{i}.jsonl", part)
+        else:
+            pq.write_table(pa.Table.from_pylist(part), folder / f"part-{i}.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_pool_in_shards_selects_like_one_file(ray_cluster, tiny_bundle, tmp_path, fmt):
+    rows = theme_rows(60)
+    params = {"top_ratio": 0.2, "mode": "balanced", "coverage": True}
+    one_file, _ = run_recipe(tmp_path, "file", write_jsonl(tmp_path / "pool.jsonl", rows), tiny_bundle, "daar_topk_reward_selector", **params)
+    folder = write_shards(tmp_path / "shards", rows, fmt)
+    default, _ = run_recipe(tmp_path, "default", folder, tiny_bundle, "daar_topk_reward_selector", **params)
+    ray, _ = run_recipe(tmp_path, "ray", folder, tiny_bundle, "daar_topk_reward_ray_selector",
+                        {"executor_type": "ray", "ray_address": ray_cluster}, export_stats=False, **params)
+    assert len(one_file) == 48
+    assert sorted(r["id"] for r in default) == sorted(r["id"] for r in one_file)
+    assert sorted(r["id"] for r in ray) == sorted(r["id"] for r in one_file)
+
+
+def test_folder_mixing_formats_is_refused_at_start(tiny_bundle, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = theme_rows(10)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", rows[:30])
+    pq.write_table(pa.Table.from_pylist(rows[30:]), folder / "b.parquet")
+    config = {"project_name": "x", "dataset_path": str(folder), "export_path": str(tmp_path / "out" / "s.jsonl"), "text_keys": "instruction",
+              "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}]}
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    result = subprocess.run([str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
+    assert result.returncode != 0
+    assert f"{folder} holds 1 JSON file(s) and 1 Parquet file(s): Data-Juicer reads one format per folder" in result.stdout + result.stderr
+    assert not (tmp_path / "out" / "s.jsonl").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from data_juicer.ops.base_op import OPERATORS, Pipeline
 from data_juicer.utils.constant import Fields
+from loguru import logger
 
 from ..keys import SCORE_KEYS
 from ..op_scoring import stored_values
@@ -77,11 +78,13 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
             needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if needs_meta else "daar_diversity_score_filter"
             raise ValueError(f"{OP_NAME}: under Ray, put {needed} (same probe_path) before this op")
         n = dataset.count()
+        source = self.score_source
         if self.spec.budget(n) >= n:
             return dataset
+        logger.info(f"{OP_NAME}: gathering the {source} score, domain and sub-domain of {n} rows on the driver (the rows stay on their nodes)")
         positions = ray.data.range(n).rename_columns({"id": POSITION})
         tagged = dataset.zip(positions).materialize()  # fixed blocks: positions travel with the rows
-        tag, source, wanted = self.tag, self.score_source, self.wanted
+        tag, wanted = self.tag, self.wanted
 
         def extract(table: pa.Table) -> pa.Table:
             stats = table.column(Fields.stats).to_pylist()
@@ -106,6 +109,7 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         keep = np.zeros(n, dtype=bool)
         keep[self.spec.pick(scores, domains.tolist(), groups)] = True
         keep_ref = ray.put(keep)
+        logger.info(f"{OP_NAME}: keeping {int(keep.sum())} of {n} rows, filtered on the nodes that hold them")
 
         def keep_rows(table: pa.Table) -> pa.Table:
             mask = ray.get(keep_ref)[table.column(POSITION).to_numpy()]
