@@ -28,7 +28,7 @@ from data_juicer.utils.constant import Fields
 from loguru import logger
 
 from . import keys
-from .backbone import DTYPES
+from .backbone import DTYPE_CHOICES, resolve_dtype
 from .bundle import manifest_fingerprint
 from .dropped_rows import warn_dropped_rows
 from .ray_watch import ray_node, watch_head
@@ -76,10 +76,11 @@ SHARED_PARAMS_DOC = """
         :param model_path: backbone directory to use instead of the one the bundle names; it must
             hold the same weights (checked). ``None`` uses the bundle's model.
         :param model_batch_size: texts per backbone forward pass (default 32).
-        :param model_dtype: backbone precision, "bfloat16", "float16" or "float32"; ``None``
-            (default) = bfloat16 on CUDA, float32 on CPU. On a CPU with native bfloat16
-            (AVX512-BF16, AMX) "bfloat16" scored 2.2x faster and selected the same rows
-            (benchmarks/README.md, section 7); elsewhere it is usually slower.
+        :param model_dtype: backbone number format: "auto" (default) = bfloat16 on CUDA and on
+            CPUs with native bfloat16 (AVX512-BF16, AMX, Arm BF16), where it scored 2.2x faster
+            and selected the same rows (benchmarks/README.md, section 7), float32 elsewhere; or
+            "bfloat16", "float16", "float32". The format is part of the scores' tag: a later op
+            reuses a stored score only when it runs in the same format.
         :param text_format: "auto" recognises, per sample, Alpaca (``instruction_key`` or
             ``output_key`` present), then ``messages_key``, then ``conversations_key``, then
             ``text_key``, the first that has text; or force "alpaca", "messages", "sharegpt", "text".
@@ -128,7 +129,7 @@ class ScoringOp:
             raise ValueError(f"{self._name}: model_path must be a model directory or null, got {model_path!r}")
         if not isinstance(model_batch_size, int) or isinstance(model_batch_size, bool) or model_batch_size < 1:
             raise ValueError(f"{self._name}: model_batch_size must be a positive integer, got {model_batch_size!r}")
-        choice(self._name, "model_dtype", model_dtype, DTYPES, nullable=True)
+        choice(self._name, "model_dtype", model_dtype, DTYPE_CHOICES, nullable=True)
         choice(self._name, "text_format", text_format, FORMATS)
         fields = {"input_key": input_key, "output_key": output_key, "messages_key": messages_key,
                   "conversations_key": conversations_key, "text_key": self.text_key, "instruction_key": self.instruction_key}
@@ -153,7 +154,8 @@ class ScoringOp:
             conversations_key=conversations_key,
             text_key=self.text_key,
         )
-        self.tag = scoring_tag(self.bundle_fingerprint, self.text_fields)
+        self.dtype = resolve_dtype(model_dtype, "cuda" if self.use_cuda() else "cpu")
+        self.tag = scoring_tag(self.bundle_fingerprint, self.text_fields, self.dtype)
         self.model_key = model_utils.prepare_model(
             MODEL_TYPE, probe_path=self.probe_path, model=model_path, batch_size=model_batch_size, dtype=model_dtype
         )
@@ -208,7 +210,7 @@ class ScoringOp:
         odd = Counter(i for i in issues if i)
         if odd:
             logger.warning(f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined result and was kept")
-        tag = scoring_tag(scorer.fingerprint, self.text_fields)
+        tag = scoring_tag(scorer.fingerprint, self.text_fields, scorer.backbone.dtype)
         return Scored(scores.domains, scores.subdomains.tolist(), scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, tag)
 
     def values(
@@ -279,9 +281,10 @@ def guarded(method: Callable) -> Callable:
     return wrapper
 
 
-def scoring_tag(bundle_fingerprint: str, fields: TextFields) -> str:
-    """What a stored DaaR value depends on: the bundle's heads and how rows were rendered."""
-    return hashlib.sha256(json.dumps([bundle_fingerprint, asdict(fields)], sort_keys=True).encode()).hexdigest()[:16]
+def scoring_tag(bundle_fingerprint: str, fields: TextFields, dtype: str) -> str:
+    """What a stored DaaR value depends on: the bundle's heads, how rows were rendered and the
+    backbone's number format."""
+    return hashlib.sha256(json.dumps([bundle_fingerprint, asdict(fields), dtype], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _tag_of(record: Any) -> str | None:

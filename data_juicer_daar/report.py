@@ -224,6 +224,7 @@ def bundle_facts(manifest: dict) -> dict[str, object]:
     return {
         "model": manifest["backbone"]["model"],
         "blocks kept (L)": manifest["backbone"]["num_layers"],
+        "training number format": manifest["backbone"].get("dtype", "float32"),
         "domains": ", ".join(d["name"] for d in manifest["domains"]),
         "pseudo-labels": manifest.get("training", {}).get("pseudo_labels"),
         "probe validation accuracy": metrics.get("probe_val_accuracy"),

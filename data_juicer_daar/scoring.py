@@ -70,7 +70,7 @@ class Scorer:
     :param model: model to use instead of the one the bundle names (must be the same weights).
     :param batch_size: texts per backbone forward pass.
     :param device: "cpu", "cuda", ...; ``None`` picks cuda when present.
-    :param dtype: backbone precision, see ``Backbone`` (``None``: bfloat16 on CUDA, float32 on CPU).
+    :param dtype: backbone number format, see ``Backbone`` ("auto"/``None``: ``resolve_dtype``).
     """
 
     def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None, dtype: str | None = None) -> None:

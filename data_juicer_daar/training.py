@@ -23,7 +23,7 @@ from loguru import logger
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from .backbone import Backbone, pick_device
+from .backbone import DTYPE_CHOICES, Backbone, pick_device
 from .bundle import save_bundle
 from .centroids import METHODS, PseudoLabels, pseudo_labels
 from .corpus import CorpusError
@@ -73,6 +73,7 @@ class TrainConfig:
     folds: int = option(5, help="folds for cross-fitted targets")
     fields: TextFields = field(default_factory=TextFields)
     device: str | None = option(None, help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
+    dtype: str = option("auto", choices=DTYPE_CHOICES, help="backbone number format (auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32)")
     seed: int = option(42, help="seed of every random choice")
 
     def __post_init__(self) -> None:
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ConfigError(f"pseudo_labels must be one of {', '.join(METHODS)}, got {self.pseudo_labels!r}")
         if self.clusters_per_domain < 1:
             raise ConfigError(f"clusters_per_domain must be >= 1, got {self.clusters_per_domain}")
+        if self.dtype not in DTYPE_CHOICES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {self.dtype!r}")
         if self.subdomains < 1:
             raise ConfigError(f"subdomains must be >= 1, got {self.subdomains}")
         if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -302,7 +305,7 @@ class DaarTrainer:
             logger.warning(f"{len(rows) - len(usable)} of {len(rows)} corpus rows have no usable text and are not used for training")
         probe_idx = np.sort(np.random.default_rng(seeds("probe_set")).choice(usable, size=min(c.probe_size, len(usable)), replace=False))
         with timed(timings, "load_backbone"):
-            backbone = Backbone(c.model, c.num_layers, c.max_length, c.batch_size, pick_device(c.device))
+            backbone = Backbone(c.model, c.num_layers, c.max_length, c.batch_size, pick_device(c.device), dtype=c.dtype)
         with timed(timings, "synthesis"):
             synth, synthesis_entry = self._examples(domains, backbone)
         with timed(timings, "features"):
@@ -348,6 +351,7 @@ class DaarTrainer:
                 "dim": backbone.dim,
                 "pooling": "masked_mean(final_norm(block_L))",
                 "max_length": self.config.max_length,
+                "dtype": backbone.dtype,  # the number format the training features were computed in
             },
             "text": {"template": TEMPLATE_VERSION, "fields": config.pop("fields")},
             "domains": [{"name": d.name, "description": d.description} for d in domains],

@@ -14,7 +14,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model):
-    return Backbone(tiny_model, num_layers=2, max_length=64, batch_size=2)
+    return Backbone(tiny_model, num_layers=2, max_length=64, batch_size=2, dtype="float32")  # exact pooling math
 
 
 def test_only_first_l_blocks_are_kept(tiny):
@@ -93,3 +93,22 @@ def test_default_model_backbone():
         return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
     assert cos(together.features[0], math2) > cos(together.features[1], math2)
+
+
+def test_auto_number_format_follows_the_hardware(tmp_path):
+    from data_juicer_daar.backbone import native_bf16_cpu, resolve_dtype
+    from data_juicer_daar.errors import ConfigError
+
+    bf16 = tmp_path / "bf16"
+    bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n")
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert native_bf16_cpu(str(bf16)) and native_bf16_cpu(str(arm))
+    assert not native_bf16_cpu(str(avx2)) and not native_bf16_cpu(str(tmp_path / "absent"))
+    assert resolve_dtype("auto", "cuda") == resolve_dtype(None, "cuda:1") == "bfloat16"
+    assert resolve_dtype("auto", "cpu") == ("bfloat16" if native_bf16_cpu() else "float32")
+    assert resolve_dtype("float32", "cuda") == "float32" and resolve_dtype("float16", "cpu") == "float16"
+    with pytest.raises(ConfigError, match="dtype must be one of auto, bfloat16, float16, float32, got 'fp8'"):
+        resolve_dtype("fp8", "cpu")

@@ -118,6 +118,16 @@ def test_scores_of_another_bundle_or_text_setting_are_never_reused(tiny_bundle, 
     expected = DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced").spec.pick(fresh_b.entropy.tolist(), fresh_b.domains)
     assert picked == [rows[i]["id"] for i in expected]
 
+    # the same bundle in another number format embeds again; in the format "auto" resolved to, it reuses
+    other_format = "float32" if a[0].dtype == "bfloat16" else "bfloat16"
+    before = Backbone.texts_embedded
+    reformatted = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), model_dtype=other_format, **one)], carried)
+    assert Backbone.texts_embedded - before == len(rows)
+    assert {st[keys.BUNDLE] for st in reformatted[Fields.stats]}.isdisjoint(st[keys.BUNDLE] for st in scored_a[Fields.stats])
+    before = Backbone.texts_embedded
+    run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), model_dtype=a[0].dtype, **one)], carried)
+    assert Backbone.texts_embedded == before
+
     # the same bundle with another text setting embeds again (here: a text field no row has -> no text)
     before = Backbone.texts_embedded
     as_text = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), text_format="text", **one)], carried)
@@ -215,7 +225,7 @@ def test_selector_bad_parameters(tiny_bundle, kwargs, message):
         ({"min_score": 1.0, "max_score": 0.5}, "greater than max_score"),
         ({"model_batch_size": 0}, "model_batch_size must be a positive integer"),
         ({"text_format": "xml"}, "text_format must be one of"),
-        ({"model_dtype": "float8"}, "model_dtype must be one of bfloat16, float16, float32 or null"),
+        ({"model_dtype": "float8"}, "model_dtype must be one of auto, bfloat16, float16, float32 or null"),
     ],
 )
 def test_filter_bad_parameters(tiny_bundle, kwargs, message):

@@ -31,7 +31,7 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
         probe_path: str = "",
         model_path: str | None = None,
         model_batch_size: int = 32,
-        model_dtype: str | None = None,
+        model_dtype: str = "auto",
         text_format: str = "auto",
         input_key: str = "input",
         output_key: str = "output",

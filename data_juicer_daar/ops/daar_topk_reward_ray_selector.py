@@ -34,7 +34,7 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         coverage: bool = False,
         model_path: str | None = None,
         model_batch_size: int = 32,
-        model_dtype: str | None = None,
+        model_dtype: str = "auto",
         text_format: str = "auto",
         input_key: str = "input",
         output_key: str = "output",
