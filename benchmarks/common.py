@@ -66,12 +66,24 @@ def save(name: str, payload: dict) -> Path:
 def machine() -> str:
     import platform
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {resource.getpagesize() and os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM, Python {platform.python_version()}"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores ({cpu_features()}), "
+            f"{resource.getpagesize() and os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM, Python {platform.python_version()}")
 
 
-def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str) -> dict:
+def cpu_features() -> str:
+    """The CPU flags that decide the fastest number format (from /proc/cpuinfo)."""
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        return "CPU flags unknown"
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "bf16")
+    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/bf16"
+
+
+def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str, **overrides) -> dict:
     """Run a shipped recipe through `dj-process` on ``dataset`` with ``bundle`` (no cache, no stats
-    export) in a fresh ``work`` folder; returns wall time, per-op times, peak RSS and the log."""
+    export; ``overrides``: other top-level settings, e.g. ``ray_address``) in a fresh ``work``
+    folder; returns wall time, per-op times, peak RSS and the log."""
     import re
     import shutil
     import time
@@ -81,7 +93,7 @@ def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str) 
     shutil.rmtree(work, ignore_errors=True)  # Ray appends shards to an existing export folder
     work.mkdir(parents=True)
     config = yaml.safe_load((ROOT / "recipes" / recipe_name).read_text())
-    config.update(dataset_path=str(dataset), export_path=str(work / "selected.jsonl"), use_cache=False)
+    config.update(dataset_path=str(dataset), export_path=str(work / "selected.jsonl"), use_cache=False, **overrides)
     for op in config["process"]:
         params = next(iter(op.values()))
         params["probe_path"] = str(bundle)

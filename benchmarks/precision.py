@@ -33,6 +33,7 @@ def agreement(a: tuple[str, str], b: tuple[str, str], ratio: float = 0.2, limit:
         start = time.perf_counter()
         runs.append(scorer.score(texts, progress=True))
         out[f"{side}_s"] = round(time.perf_counter() - start, 1)
+        out[f"{side}_samples_per_s"] = round(len(texts) / out[f"{side}_s"], 1)
     x, y = runs
     out["domain_agreement"] = float(np.mean([p == q for p, q in zip(x.domains, y.domains)]))
     for score in ("entropy", "reward"):
@@ -50,7 +51,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="score only the first N rows (default: all 2,000)")
     args = parser.parse_args()
-    result = {"machine": machine(), **agreement(("cpu", "float32"), ("cpu", "bfloat16"), limit=args.limit)}
+    from data_juicer_daar.backbone import resolve_dtype
+
+    result = {"machine": machine(), "auto_on_this_cpu": resolve_dtype("auto", "cpu"),
+              **agreement(("cpu", "float32"), ("cpu", "bfloat16"), limit=args.limit)}
     print(result)
     print(f"written to {save('precision', result)}")
 

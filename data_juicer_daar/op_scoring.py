@@ -30,6 +30,7 @@ from loguru import logger
 from . import keys
 from .backbone import DTYPE_CHOICES, resolve_dtype
 from .bundle import manifest_fingerprint
+from .cpu_share import CpuShare
 from .dropped_rows import warn_dropped_rows
 from .ray_watch import ray_node, watch_head
 from .scoring import Scorer, Scores, check_bundle, entropy
@@ -162,8 +163,8 @@ class ScoringOp:
 
     def run(self, dataset, *args, **kwargs):
         # Data-Juicer pins each worker process to one torch thread; with fewer workers than cores
-        # that leaves cores idle, so each worker takes its share of them back (CPU only).
-        self.cpu_threads = max(1, (os.cpu_count() or 1) // max(1, self.runtime_np() or 1))
+        # that leaves cores idle, so each worker takes its share of the cores free now (CPU only).
+        self.cpu_threads = max(1, CpuShare().threads() // max(1, self.runtime_np() or 1))
         # with skip_op_error, Data-Juicer drops the rows of a batch that raised and carries on; the
         # workers note every failure here, so the run stops instead of ending with rows missing
         fd, self.failure_log = tempfile.mkstemp(prefix="daar-failures-")

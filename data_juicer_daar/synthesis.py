@@ -18,6 +18,7 @@ import torch
 from loguru import logger
 from tqdm import tqdm
 
+from .cpu_share import CpuShare
 from .domains import Domain
 from .errors import ConfigError
 from .options import option
@@ -130,9 +131,12 @@ class Generator:
         with quiet_loading():
             self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=trust_remote_code)
         self.model.eval().to(device)
+        self.share = CpuShare() if device == "cpu" else None  # generation stalls worst on oversubscribed cores
 
     @torch.inference_mode()
     def __call__(self, prompts: list[str]) -> list[str]:
+        if self.share is not None:
+            self.share.apply("synthesis")
         chats = [[{"role": "user", "content": p}] for p in prompts]
         texts = self.tokenizer.apply_chat_template(chats, add_generation_prompt=True, tokenize=False)
         # the answer is started for the model: small models follow a format far better this way
