@@ -60,7 +60,7 @@ def native_bf16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 def resolve_dtype(dtype: str | None, device: str) -> str:
     """The number format a backbone runs in: ``dtype`` itself, or for "auto"/``None`` bfloat16 on
-    CUDA and on CPUs with native bfloat16 (2.2x faster there, same selection: benchmarks §7), else
+    CUDA and on CPUs with native bfloat16 (2.2-2.6x faster there, same selection: benchmarks §7), else
     float32 (plain AVX2 CPUs are slower in bfloat16). A name outside ``DTYPE_CHOICES`` is a ``ConfigError``."""
     if dtype not in (None, *DTYPE_CHOICES):
         raise ConfigError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}")

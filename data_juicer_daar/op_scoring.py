@@ -78,7 +78,7 @@ SHARED_PARAMS_DOC = """
             hold the same weights (checked). ``None`` uses the bundle's model.
         :param model_batch_size: texts per backbone forward pass (default 32).
         :param model_dtype: backbone number format: "auto" (default) = bfloat16 on CUDA and on
-            CPUs with native bfloat16 (AVX512-BF16, AMX, Arm BF16), where it scored 2.2x faster
+            CPUs with native bfloat16 (AVX512-BF16, AMX, Arm BF16), where it scored 2.6x faster
             and selected the same rows (benchmarks/README.md, section 7), float32 elsewhere; or
             "bfloat16", "float16", "float32". The format is part of the scores' tag: a later op
             reuses a stored score only when it runs in the same format.

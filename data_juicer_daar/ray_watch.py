@@ -40,9 +40,13 @@ def _answers(host: str, port: int) -> bool:
 
 
 def watch_head(who: str) -> None:
-    """In a Ray driver (no-op elsewhere, and once per head): ``watch_address`` on the head's GCS."""
+    """In a Ray driver that joined a running cluster (no-op elsewhere, and once per head):
+    ``watch_address`` on the head's GCS."""
     ray = _ray()
     if ray is None or ray.get_runtime_context().worker.mode != ray.SCRIPT_MODE:
+        return
+    node = getattr(getattr(ray, "_private", None) and ray._private.worker, "_global_node", None)
+    if getattr(node, "head", False):  # this driver started the head (`ray_address: local`): it ends with it
         return
     address = ray.get_runtime_context().gcs_address
     if address and address not in _watching:
@@ -59,9 +63,11 @@ def watch_address(host: str, port: int, who: str, interval: float = 0.1, misses:
         failed = 0
         while True:
             failed = 0 if _answers(host, port) else failed + 1
+            if failed >= misses and "ray" in sys.modules and not sys.modules["ray"].is_initialized():
+                return  # the run shut Ray down itself: nothing was lost
             if failed >= misses:
                 message = (f"{who}: the Ray head at {host}:{port} stopped answering mid-run; the rows on the cluster and "
-                           "their scores are lost and nothing was exported: rerun once the head is back")
+                           "their scores are lost, so the run stops here (any export it began is incomplete): rerun once the head is back")
                 logger.error(message)
                 for stream in (sys.stdout, sys.stderr):
                     try:

@@ -27,7 +27,7 @@ def test_help_documents_every_option():
     assert top.returncode == 0 and all(c in top.stdout for c in ("train", "model", "demo-corpus", "embed", "report", "check"))
     train = run("daar", "train", "--help").stdout
     for option in ("--corpus", "--out", "--model", "--instruct-model", "--domains", "--layers", "--max-length", "--probe-size",
-                   "--synthesize", "--pseudo-labels", "--clusters-per-domain", "--subdomains", "--no-calibrate", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
+                   "--synthesize", "--pseudo-labels", "--clusters-per-domain", "--subdomains", "--dtype", "--no-calibrate", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
                    "--folds", "--seed", "--format", "--instruction-key", "--device", "--batch-size", "--hidden"):
         assert option in train, option
 
@@ -86,7 +86,8 @@ def test_default_model_train_select_report(tmp_path):
     corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(20))
     bundle = tmp_path / "probe"
     train = run("daar", "train", "--corpus", str(corpus), "--out", str(bundle), "--max-length", "128",
-                "--synthesize", "--warmup", "2", "--n-per-domain", "15", "--max-attempts", "2", "--gen-batch", "2", "--folds", "3")
+                "--synthesize", "--warmup", "2", "--n-per-domain", "15", "--max-attempts", "2", "--gen-batch", "2", "--folds", "3",
+                timeout=360)  # ~30 s alone, ~60 s on 2 cores shared with a torch job (threads follow the free cores)
     assert train.returncode == 0, train.stderr[-3000:]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["backbone"]["model"] == "smollm2-135m-instruct" and manifest["backbone"]["dim"] == 576

@@ -92,7 +92,7 @@ def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
     assert len(out) == 5
 
 
-def test_scores_of_another_bundle_or_text_setting_are_never_reused(tiny_bundle, tiny_model, theme_corpus, tmp_path):
+def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused(tiny_bundle, tiny_model, theme_corpus, tmp_path):
     from data_juicer_daar.corpus import read_jsonl
     from data_juicer_daar.training import DaarTrainer, TrainConfig
 

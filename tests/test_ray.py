@@ -134,3 +134,12 @@ def test_folder_mixing_formats_is_refused_at_start(tiny_bundle, tmp_path):
     assert result.returncode != 0
     assert f"{folder} holds 1 JSON file(s) and 1 Parquet file(s): Data-Juicer reads one format per folder" in result.stdout + result.stderr
     assert not (tmp_path / "out" / "s.jsonl").exists()
+
+
+def test_ray_started_by_the_run_itself(tiny_bundle, tmp_path):
+    # `ray_address: local`, as the shipped Ray recipe: Data-Juicer starts Ray and shuts it down at the
+    # end; the ops' head watch must take that for the end of the run, not a lost head
+    rows = theme_rows(25)
+    ray, _ = run_recipe(tmp_path, "local", write_jsonl(tmp_path / "pool.jsonl", rows), tiny_bundle, "daar_topk_reward_ray_selector",
+                        {"executor_type": "ray", "ray_address": "local"}, export_stats=False, top_ratio=0.2)
+    assert len(ray) == 20

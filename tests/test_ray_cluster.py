@@ -243,4 +243,4 @@ def test_driver_says_when_the_head_is_gone(tmp_path):
     assert proc.returncode == 1
     assert "still here" not in out
     said = [line for line in err.splitlines() if line.startswith("op: the Ray head at 127.0.0.1")]
-    assert said and said[-1].endswith("nothing was exported: rerun once the head is back"), err
+    assert said and said[-1].endswith("so the run stops here (any export it began is incomplete): rerun once the head is back"), err
