@@ -80,10 +80,11 @@ def cpu_features() -> str:
     return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/bf16"
 
 
-def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str, **overrides) -> dict:
+def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str, op_params: dict | None = None, **overrides) -> dict:
     """Run a shipped recipe through `dj-process` on ``dataset`` with ``bundle`` (no cache, no stats
-    export; ``overrides``: other top-level settings, e.g. ``ray_address``) in a fresh ``work``
-    folder; returns wall time, per-op times, peak RSS and the log."""
+    export; ``op_params``: settings for every op, e.g. ``model_dtype``; ``overrides``: other top-level
+    settings, e.g. ``ray_address``) in a fresh ``work`` folder; returns wall time, per-op times, peak
+    RSS and the log."""
     import re
     import shutil
     import time
@@ -98,6 +99,7 @@ def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str, 
         params = next(iter(op.values()))
         params["probe_path"] = str(bundle)
         params.pop("stats_export_path", None)
+        params.update(op_params or {})
     recipe = work / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(config))
     t = time.perf_counter()

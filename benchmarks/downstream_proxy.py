@@ -104,7 +104,8 @@ class SplitModel:
         if not 1 <= blocks < total:
             raise ValueError(f"blocks must be in 1..{total - 1}, got {blocks}")
         self.device = device
-        self.trunk = Backbone(None, num_layers=total - blocks, device=device)
+        # the measuring instrument keeps one number format per device whatever the product's default
+        self.trunk = Backbone(None, num_layers=total - blocks, device=device, dtype="bfloat16" if device.startswith("cuda") else "float32")
         self.trunk.model.norm = torch.nn.Identity()  # the top's input is the raw residual stream
         self.tokenizer = self.trunk.tokenizer
         config.num_hidden_layers = blocks

@@ -6,7 +6,8 @@ Usage: python -m benchmarks.ray_cluster [--part demo|growth|all] [--sizes 2000,8
 * ``demo``: the demo corpus with the demo bundle (default model), as one JSONL file and as the same
   rows in 8 JSONL shards: the default executor, one raylet (``ray_address: local``) and a cluster of
   a head and two worker nodes (Ray's ``cluster_utils.Cluster`` on this machine, each node its own
-  raylet): wall time, rows and model loads per node, the driver's peak RSS, same selection.
+  raylet): wall time, rows and model loads per node, the driver's peak RSS, same selection; and
+  the default executor on file and shards in float32 (the default format is bfloat16 on this CPU).
 * ``growth``: pools of 2k/8k/32k themed rows in 8 shards scored by a tiny random model through the
   cluster: the driver's peak RSS (it holds position, score, domain and sub-domain per row only).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import tempfile
 from collections import Counter
@@ -26,6 +28,7 @@ from pathlib import Path
 from benchmarks.common import OUT, demo_bundle, demo_path, demo_rows, machine, run_recipe, save
 
 SHARDS = 8
+os.environ["RAY_DEDUP_LOGS"] = "0"  # every worker's log line reaches the driver: rows per node are counted from them
 
 
 @contextlib.contextmanager
@@ -67,9 +70,9 @@ def per_node(log: str) -> dict:
     return {"rows_per_node": dict(rows), "model_loads_per_node": dict(loads)}
 
 
-def run(tag: str, recipe: str, dataset: Path, bundle: Path, **overrides) -> dict:
+def run(tag: str, recipe: str, dataset: Path, bundle: Path, op_params: dict | None = None, **overrides) -> dict:
     work = OUT / f"ray_cluster_{tag}"
-    result = run_recipe(recipe, work, dataset, bundle, **overrides)
+    result = run_recipe(recipe, work, dataset, bundle, op_params, **overrides)
     log = result.pop("log")
     ids = selected_ids(work)
     return {"wall_s": round(result["wall_s"], 1), "driver_peak_rss_mib": round(result["peak_rss_mib"]), **per_node(log),
@@ -85,11 +88,17 @@ def demo_part() -> dict:
         out["cluster_file"] = run("cluster_file", "daar_select_ray.yaml", pool, bundle, ray_address=address)
         out["cluster_shards"] = run("cluster_shards", "daar_select_ray.yaml", shards, bundle, ray_address=address)
     out["default_shards"] = run("default_shards", "daar_select.yaml", shards, bundle)
-    reference = out["default"]["ids"]
+    # float32 beside: is a difference between file and shards the number format's rounding?
+    fp32 = {"model_dtype": "float32"}
+    out["default_float32"] = run("default_float32", "daar_select.yaml", pool, bundle, fp32)
+    out["default_shards_float32"] = run("default_shards_float32", "daar_select.yaml", shards, bundle, fp32)
     for name, r in out.items():
-        ids = r.pop("ids")
-        r["same_ids_and_order"] = ids == reference
-        r["same_ids"] = sorted(ids) == sorted(reference)
+        reference = out["default_float32" if name.endswith("float32") else "default"]["ids"]
+        r["same_ids_and_order"] = r["ids"] == reference
+        r["same_ids"] = sorted(r["ids"]) == sorted(reference)
+        r["rows_not_in_reference"] = len(set(r["ids"]) - set(reference))
+    for r in out.values():
+        r.pop("ids")
     return out
 
 

@@ -87,7 +87,7 @@ def test_default_model_train_select_report(tmp_path):
     bundle = tmp_path / "probe"
     train = run("daar", "train", "--corpus", str(corpus), "--out", str(bundle), "--max-length", "128",
                 "--synthesize", "--warmup", "2", "--n-per-domain", "15", "--max-attempts", "2", "--gen-batch", "2", "--folds", "3",
-                timeout=360)  # ~30 s alone, ~60 s on 2 cores shared with a torch job (threads follow the free cores)
+                timeout=360)  # 9 s alone, 27 s beside two busy processes on 2 cores (threads follow the free cores)
     assert train.returncode == 0, train.stderr[-3000:]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["backbone"]["model"] == "smollm2-135m-instruct" and manifest["backbone"]["dim"] == 576
