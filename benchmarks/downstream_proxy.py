@@ -311,6 +311,27 @@ def rerender(path: Path) -> None:
     print(text)
 
 
+def merge(paths: list[Path], name: str) -> None:
+    """One table from results of the same setup run with other seeds: the selectors every file
+    holds, their runs pooled by seed (written as ``results/<name>.json|md``)."""
+    from benchmarks.common import save
+
+    results = [json.loads(p.read_text()) for p in paths]
+    names = [n for n in results[0]["runs"] if all(n in r["runs"] for r in results)]
+    runs = {n: sorted((run for r in results for run in r["runs"][n]), key=lambda run: run["seed"]) for n in names}
+    seeds = [run["seed"] for run in runs[results[0]["random"]]]
+    if len(set(seeds)) != len(seeds):
+        sys.exit(f"downstream_proxy: the files share seeds {sorted(s for s in set(seeds) if seeds.count(s) > 1)}")
+    cfg = ProxyConfig(**{**results[0]["config"], "seeds": tuple(seeds)})
+    merged = {**{k: results[0][k] for k in ("machine", "device", "mode", "pool", "eval", "default", "random")},
+              "config": {**results[0]["config"], "seeds": seeds}, "merged_from": [p.name for p in paths],
+              "selectors": summarise(runs, results[0]["random"]), "runs": runs}
+    save(name, merged)
+    text = markdown(merged["selectors"], merged["default"], cfg)
+    (Path(__file__).parent / "results" / f"{name}.md").write_text(text)
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the CPU mode (else the full mode)")
@@ -324,8 +345,12 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the summary as JSON to this path")
     parser.add_argument("--name", default=None, help="results file name (default: downstream_proxy_<mode>_<pool>[_epoch])")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
+    parser.add_argument("--merge", default=None, metavar="A.json,B.json", help="only pool results of the same setup run with other seeds into one table (--name)")
     parser.add_argument("--render", default=None, metavar="RESULTS_JSON", help="only rewrite that result's table and default (the shipped recipe may have changed)")
     args = parser.parse_args()
+    if args.merge:
+        merge([Path(p) for p in args.merge.split(",")], args.name or "downstream_proxy_merged")
+        return
     if args.render:
         rerender(Path(args.render))
         return

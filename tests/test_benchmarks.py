@@ -60,3 +60,35 @@ def test_render_names_the_recipe_selector(tmp_path):
     rerender(path)
     assert json.loads(path.read_text())["default"] == recipe_selector()
     assert f"| **{recipe_selector()}** (shipped recipe) |" in path.with_suffix(".md").read_text()
+
+
+def test_merge_pools_runs_of_other_seeds(tmp_path, monkeypatch):
+    import dataclasses
+    import json
+
+    import benchmarks.common
+    from benchmarks import downstream_proxy
+
+    monkeypatch.setattr(benchmarks.common, "RESULTS", tmp_path)
+    monkeypatch.setattr(downstream_proxy, "__file__", str(tmp_path / "x" / "downstream_proxy.py"))
+    (tmp_path / "x" / "results").mkdir(parents=True)
+
+    def run(seed: int, gain: float) -> dict:
+        return {"seed": seed, "rows": 200, "in_source": {"relative_gain": gain}, "out_of_source": {"relative_gain": gain / 2}}
+
+    base = {"machine": "m", "device": "cpu", "mode": "quick", "pool": "demo", "eval": "held_out", "default": "daar",
+            "random": "random", "config": {**dataclasses.asdict(downstream_proxy.QUICK), "seeds": [0, 1]}}
+    first = {**base, "runs": {"random": [run(0, 0.3), run(1, 0.2)], "daar": [run(0, 0.4), run(1, 0.1)], "only here": [run(0, 0.0), run(1, 0.0)]}}
+    second = {**base, "config": {**base["config"], "seeds": [2]}, "runs": {"random": [run(2, 0.1)], "daar": [run(2, 0.3)]}}
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, result in zip(paths, (first, second)):
+        path.write_text(json.dumps(result))
+    downstream_proxy.merge(paths, "merged")
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert set(merged["selectors"]) == {"random", "daar"}  # only the selectors every file holds
+    assert merged["config"]["seeds"] == [0, 1, 2]
+    paired = merged["selectors"]["daar"]["in_source_vs_random"]
+    assert abs(paired["mean"] - (0.1 - 0.1 + 0.2) / 3) < 1e-12  # seed by seed against random
+    assert "| **daar** (shipped recipe) |" in (tmp_path / "x" / "results" / "merged.md").read_text()
+    with pytest.raises(SystemExit, match="share seeds"):
+        downstream_proxy.merge([paths[0], paths[0]], "twice")

@@ -59,10 +59,13 @@ def recipe(tmp_path: Path, name: str, pool: Path, bundle: Path, address: str | N
     rows so that every shard makes several tasks."""
     ray = address is not None
     selector = "daar_topk_reward_ray_selector" if ray else "daar_topk_reward_selector"
+    # float32: the runs are compared row for row with the default executor, and bfloat16 rounds by
+    # batch shape (Ray batches rows differently; README, number format)
+    op = {"probe_path": str(bundle), "model_dtype": "float32"}
     process = [
-        {"daar_domain_probe_mapper": {"probe_path": str(bundle), "batch_size": 250}},
-        {"daar_diversity_score_filter": {"probe_path": str(bundle), "batch_size": 250}},
-        {selector: {"probe_path": str(bundle), **SELECT}},
+        {"daar_domain_probe_mapper": {**op, "batch_size": 250}},
+        {"daar_diversity_score_filter": {**op, "batch_size": 250}},
+        {selector: {**op, **SELECT}},
     ]
     export = tmp_path / f"{name}-out" / "selected.jsonl"
     config = {"project_name": name, "dataset_path": str(pool), "export_path": str(export), "text_keys": "instruction", "np": 1,
