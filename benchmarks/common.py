@@ -71,13 +71,12 @@ def machine() -> str:
 
 
 def cpu_features() -> str:
-    """The CPU flags that decide the fastest number format (from /proc/cpuinfo)."""
-    try:
-        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith(("flags", "Features")))
-    except (OSError, StopIteration):
-        return "CPU flags unknown"
+    """The CPU flags that decide the fastest number format."""
+    from data_juicer_daar.backbone import cpu_flags
+
+    flags = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "bf16")
-    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/bf16"
+    return " ".join(f for f in wanted if f in flags) or ("CPU flags unknown" if not flags else "none of avx2/avx512/bf16")
 
 
 def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str, op_params: dict | None = None, **overrides) -> dict:

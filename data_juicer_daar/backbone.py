@@ -48,14 +48,18 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 @functools.lru_cache(maxsize=None)
-def native_bf16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes bfloat16 natively (read from its Linux flags; False when unknown)."""
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """This CPU's feature flags (Linux ``flags``/Arm ``Features`` lines; empty when unknown)."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:
-        return False
-    flags = {f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features") for f in line.split(":", 1)[1].split()}
-    return any(f in flags for f in BF16_FLAGS)
+        return frozenset()
+    return frozenset(f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features") for f in line.split(":", 1)[1].split())
+
+
+def native_bf16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 natively (False when unknown)."""
+    return any(f in cpu_flags(cpuinfo) for f in BF16_FLAGS)
 
 
 def resolve_dtype(dtype: str | None, device: str) -> str:

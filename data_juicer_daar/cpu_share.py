@@ -4,7 +4,7 @@ Torch starts one intra-op thread per core. When other processes keep some of tho
 every parallel region waits for its slowest, descheduled thread. On a 2-core machine, generating
 48 tokens for 4 prompts with the default model took 2.9 s alone (3.0 s with 1 thread); beside
 another torch process using 2 threads it took 18.4 s with 2 threads and 4.4 s with 1, beside two
-busy Python processes 11.4 s and 4.6 s (benchmarks/README.md, section 9). ``CpuShare`` measures, from
+busy Python processes 11.4 s and 4.6 s (benchmarks/README.md, section 10). ``CpuShare`` measures, from
 ``/proc/stat`` and this process's own CPU time, how many of its cores others kept busy since the
 last look and gives the rest to torch. Without ``/proc/stat`` (not Linux) it gives every core.
 """

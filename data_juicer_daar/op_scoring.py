@@ -164,7 +164,9 @@ class ScoringOp:
     def run(self, dataset, *args, **kwargs):
         # Data-Juicer pins each worker process to one torch thread; with fewer workers than cores
         # that leaves cores idle, so each worker takes its share of the cores free now (CPU only).
-        self.cpu_threads = max(1, CpuShare().threads() // max(1, self.runtime_np() or 1))
+        workers = max(1, self.runtime_np() or 1)
+        # (the free cores are measured only when the workers leave some: a 0.25 s look)
+        self.cpu_threads = 1 if workers >= (os.cpu_count() or 1) else max(1, CpuShare().threads() // workers)
         # with skip_op_error, Data-Juicer drops the rows of a batch that raised and carries on; the
         # workers note every failure here, so the run stops instead of ending with rows missing
         fd, self.failure_log = tempfile.mkstemp(prefix="daar-failures-")

@@ -63,9 +63,9 @@ def watch_address(host: str, port: int, who: str, interval: float = 0.1, misses:
         failed = 0
         while True:
             failed = 0 if _answers(host, port) else failed + 1
-            if failed >= misses and "ray" in sys.modules and not sys.modules["ray"].is_initialized():
-                return  # the run shut Ray down itself: nothing was lost
             if failed >= misses:
+                if "ray" in sys.modules and not sys.modules["ray"].is_initialized():
+                    return  # the run shut Ray down itself: nothing was lost
                 message = (f"{who}: the Ray head at {host}:{port} stopped answering mid-run; the rows on the cluster and "
                            "their scores are lost, so the run stops here (any export it began is incomplete): rerun once the head is back")
                 logger.error(message)
