@@ -44,6 +44,6 @@ setup(
     },
     entry_points={
         "data_juicer.ops": ["daar = data_juicer_daar"],
-        "console_scripts": ["daar = data_juicer_daar.cli:main"],
+        "console_scripts": ["daar = data_juicer_daar.tools.cli:main"],
     },
 )

@@ -24,13 +24,13 @@ def ratio(text: str) -> float:
 
 
 def demo_path() -> Path:
-    from data_juicer_daar.demo import demo_corpus
+    from data_juicer_daar.tools.demo import demo_corpus
 
     return demo_corpus()
 
 
 def demo_rows() -> list[dict]:
-    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.method.corpus import read_jsonl
 
     return read_jsonl(demo_path())
 
@@ -38,7 +38,7 @@ def demo_rows() -> list[dict]:
 def demo_bundle() -> Path:
     """The demo bundle; trained with all defaults when absent."""
     if not (BUNDLE / "manifest.json").is_file():
-        run_checked([sys.executable, "-m", "data_juicer_daar.cli", "train", "--corpus", str(demo_path()), "--out", str(BUNDLE)])
+        run_checked([sys.executable, "-m", "data_juicer_daar.tools.cli", "train", "--corpus", str(demo_path()), "--out", str(BUNDLE)])
     return BUNDLE
 
 
@@ -72,7 +72,7 @@ def machine() -> str:
 
 def cpu_features() -> str:
     """The CPU flags that decide the fastest number format."""
-    from data_juicer_daar.backbone import cpu_flags
+    from data_juicer_daar.method.backbone import cpu_flags
 
     flags = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "bf16")

@@ -48,10 +48,10 @@ from benchmarks.eval_pools import POOLS, pool_path
 from benchmarks.labelled_pool import load_pool, selections
 from benchmarks.selectors import SELECTORS
 
-from data_juicer_daar.backbone import Backbone, pad_batch, pick_device
-from data_juicer_daar.corpus import read_jsonl
-from data_juicer_daar.models import prepare_default_model, quiet_loading
-from data_juicer_daar.text import render
+from data_juicer_daar.method.backbone import Backbone, pad_batch, pick_device
+from data_juicer_daar.method.corpus import read_jsonl
+from data_juicer_daar.method.models import prepare_default_model, quiet_loading
+from data_juicer_daar.method.text import render
 
 
 @dataclass(frozen=True)

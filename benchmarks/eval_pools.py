@@ -63,8 +63,8 @@ HELD_OUT = [
 
 def pool_path(name: str) -> Path:
     """The pool's JSONL, built on first use."""
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.demo import build_pool, demo_corpus
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.tools.demo import build_pool, demo_corpus
 
     if name not in POOLS:
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {name!r}")
@@ -80,7 +80,7 @@ def pool_path(name: str) -> Path:
 if __name__ == "__main__":
     from collections import Counter
 
-    from data_juicer_daar.corpus import read_jsonl
+    from data_juicer_daar.method.corpus import read_jsonl
 
     for pool in POOLS:
         rows = read_jsonl(pool_path(pool))

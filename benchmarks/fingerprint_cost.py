@@ -45,7 +45,7 @@ def big_model(path: Path) -> Path:
 
 
 def timed_fingerprint(model_dir: Path, num_layers: int | None) -> dict:
-    from data_juicer_daar.models import cache_dir, model_fingerprint
+    from data_juicer_daar.method.models import cache_dir, model_fingerprint
 
     shutil.rmtree(cache_dir() / "fingerprints", ignore_errors=True)
     t = time.perf_counter()
@@ -57,7 +57,7 @@ def timed_fingerprint(model_dir: Path, num_layers: int | None) -> dict:
 
 
 def main() -> None:
-    from data_juicer_daar.models import prepare_default_model
+    from data_juicer_daar.method.models import prepare_default_model
 
     results = {}
     for label, model_dir in (("default model (SmolLM2-135M)", prepare_default_model()), ("7B-width, 8 blocks", big_model(OUT / "big_model"))):

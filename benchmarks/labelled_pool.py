@@ -23,10 +23,10 @@ from benchmarks.common import OUT, demo_bundle, run_checked
 from benchmarks.eval_pools import pool_path
 from benchmarks.peers import upstream_embed
 from benchmarks.selectors import SELECTORS, View
-from data_juicer_daar.bundle import FORMAT_VERSION
+from data_juicer_daar.method.bundle import FORMAT_VERSION
 
 if TYPE_CHECKING:
-    from data_juicer_daar.scoring import Scorer
+    from data_juicer_daar.method.scoring import Scorer
 
 DOMAINS = ["common_sense", "reasoning", "mathematics", "coding"]
 
@@ -90,7 +90,7 @@ def pool_bundle(name: str | Path) -> Path:
         bundle = OUT / "bundles" / tag
     manifest = bundle / "manifest.json"
     if not manifest.is_file() or json.loads(manifest.read_text()).get("format_version") != FORMAT_VERSION:
-        run_checked([sys.executable, "-m", "data_juicer_daar.cli", "train", "--corpus", str(pool_file(name)), "--out", str(bundle)])
+        run_checked([sys.executable, "-m", "data_juicer_daar.tools.cli", "train", "--corpus", str(pool_file(name)), "--out", str(bundle)])
     return bundle
 
 
@@ -100,7 +100,7 @@ def upstream_vectors(texts: list[str]) -> np.ndarray:
     def compute() -> np.ndarray:
         from transformers import AutoModel, AutoTokenizer
 
-        from data_juicer_daar.models import prepare_default_model, quiet_loading
+        from data_juicer_daar.method.models import prepare_default_model, quiet_loading
 
         with quiet_loading():
             model = AutoModel.from_pretrained(prepare_default_model()).eval()
@@ -113,9 +113,9 @@ def upstream_vectors(texts: list[str]) -> np.ndarray:
 
 def load_pool(name: str | Path = "demo") -> Pool:
     """Pool ``name`` (or a JSONL path) with everything each selector needs (computed once, then cached)."""
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.text import render
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.scoring import Scorer
+    from data_juicer_daar.method.text import render
 
     rows = read_jsonl(pool_file(name))
     texts = [render(r).text for r in rows]

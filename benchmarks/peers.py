@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from data_juicer_daar.backbone import Backbone
-from data_juicer_daar.bundle import Bundle
+from data_juicer_daar.method.backbone import Backbone
+from data_juicer_daar.method.bundle import Bundle
 
 
 @torch.inference_mode()

@@ -21,9 +21,9 @@ def agreement(a: tuple[str, str], b: tuple[str, str], ratio: float = 0.2, limit:
     """Compare the demo corpus's scores under settings ``a`` and ``b`` (each (device, dtype))."""
     from scipy.stats import spearmanr
 
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.selection import TopkSpec
-    from data_juicer_daar.text import render
+    from data_juicer_daar.method.scoring import Scorer
+    from data_juicer_daar.method.selection import TopkSpec
+    from data_juicer_daar.method.text import render
 
     bundle = demo_bundle()
     texts = [render(r).text for r in demo_rows()][:limit]
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="score only the first N rows (default: all 2,000)")
     args = parser.parse_args()
-    from data_juicer_daar.backbone import resolve_dtype
+    from data_juicer_daar.method.backbone import resolve_dtype
 
     result = {"machine": machine(), "auto_on_this_cpu": resolve_dtype("auto", "cpu"),
               **agreement(("cpu", "float32"), ("cpu", "bfloat16"), limit=args.limit)}

@@ -1,6 +1,6 @@
 """Pseudo-labelling methods x evaluation pools: how well each label-free cut recovers the true domains.
 
-For every pool of ``eval_pools.py`` and every method of ``data_juicer_daar.centroids`` (over-clustering
+For every pool of ``eval_pools.py`` and every method of ``data_juicer_daar.method.pseudo_labels`` (over-clustering
 at several clusters-per-domain counts), the Hungarian-matched agreement of the pseudo-labels with the
 true domains, averaged over k-means seeds 0-4 (sd alongside), with the default domain file's seed
 examples as anchors, and the mean and minimum over the pools (the default is the best mean); ``--anchors`` also tries the first 5 seeds per domain only (the old domain file)
@@ -92,7 +92,7 @@ def overcluster_variant(
     from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import LabelSpreading
 
-    from data_juicer_daar.centroids import CosineSpace
+    from data_juicer_daar.method.pseudo_labels import CosineSpace
 
     space = CosineSpace(features)
     x, marks = space(features.astype(np.float64)), [space(a.astype(np.float64)) for a in anchors]
@@ -146,12 +146,12 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="try changes to the default cut instead")
     args = parser.parse_args()
 
-    from data_juicer_daar.backbone import Backbone
-    from data_juicer_daar.bundle import read_synthetic
-    from data_juicer_daar.centroids import METHODS, pseudo_labels
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.domains import load_domains
-    from data_juicer_daar.text import render
+    from data_juicer_daar.method.backbone import Backbone
+    from data_juicer_daar.method.bundle import read_synthetic
+    from data_juicer_daar.method.pseudo_labels import METHODS, pseudo_labels
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.domains import load_domains
+    from data_juicer_daar.method.text import render
 
     backbone = Backbone(None, num_layers=args.layers, dtype="float32")
     domains = load_domains()
@@ -205,8 +205,8 @@ def main() -> None:
 
 def try_variants(backbone, domains, layers: int) -> None:
     """Agreement of each of ``VARIANTS`` per pool, mean ± sd over k-means seeds 0-4."""
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.text import render
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.text import render
 
     encoded = [encode_cached(backbone, [render(e).text for e in d.examples], "anchors") for d in domains]
     anchors = [f for f, _ in encoded]
@@ -218,7 +218,7 @@ def try_variants(backbone, domains, layers: int) -> None:
     cuts = {name: (lambda f, e, seed, kw=kw: overcluster_variant(f, anchors, seed, **kw)) for name, kw in VARIANTS.items()}
 
     def joined(f: np.ndarray, e: np.ndarray, seed: int) -> np.ndarray:
-        from data_juicer_daar.centroids import CosineSpace
+        from data_juicer_daar.method.pseudo_labels import CosineSpace
 
         fs, es = CosineSpace(f), CosineSpace(e)
         marks = [np.hstack([fs(a), es(b)]) for a, b in encoded]

@@ -26,7 +26,7 @@ def rows_of_size(n: int) -> list[dict]:
 
 
 def texts_of_size(n: int) -> list[str]:
-    from data_juicer_daar.text import render
+    from data_juicer_daar.method.text import render
 
     return [render(r).text for r in rows_of_size(n)]
 
@@ -35,15 +35,15 @@ def variant(name: str, n: int, bundle: str) -> dict:
     """Run inside a child process; returns timings."""
     import torch
 
-    from data_juicer_daar.backbone import Backbone
-    from data_juicer_daar.bundle import load_bundle
+    from data_juicer_daar.method.backbone import Backbone
+    from data_juicer_daar.method.bundle import load_bundle
 
     texts = texts_of_size(n)
     t = time.perf_counter()
     if name == "upstream":
         from transformers import AutoModel, AutoTokenizer
 
-        from data_juicer_daar.models import prepare_default_model, quiet_loading
+        from data_juicer_daar.method.models import prepare_default_model, quiet_loading
         from benchmarks.peers import upstream_embed, upstream_kmeans_select
 
         with quiet_loading():

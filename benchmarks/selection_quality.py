@@ -45,10 +45,10 @@ def main() -> None:
     parser.add_argument("--pool", default="demo", choices=POOLS, help="labelled pool of eval_pools.py (default: demo)")
     args = parser.parse_args()
 
-    from data_juicer_daar.bundle import read_synthetic
-    from data_juicer_daar.centroids import pseudo_labels
-    from data_juicer_daar.text import render
-    from data_juicer_daar.training import Seeds
+    from data_juicer_daar.method.bundle import read_synthetic
+    from data_juicer_daar.method.pseudo_labels import pseudo_labels
+    from data_juicer_daar.method.text import render
+    from data_juicer_daar.method.training import Seeds
 
     pool = load_pool(args.pool)
     truth, features = pool.truth, pool.features

@@ -27,8 +27,8 @@ from typing import Callable
 import numpy as np
 
 from benchmarks.peers import longest_select, upstream_kmeans_select
-from data_juicer_daar.selection import equal_shares, quotas, select
-from data_juicer_daar.subdomains import Subdomains
+from data_juicer_daar.method.selection import equal_shares, quotas, select
+from data_juicer_daar.method.subdomains import Subdomains
 
 
 @dataclass

@@ -30,8 +30,8 @@ def measure(threads: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from data_juicer_daar.backbone import Backbone
-    from data_juicer_daar.models import resolve_model
+    from data_juicer_daar.method.backbone import Backbone
+    from data_juicer_daar.method.models import resolve_model
 
     torch.set_num_threads(threads)
     model_dir = resolve_model(None)
@@ -60,7 +60,7 @@ def in_process(threads: int | None) -> dict:
 def _run(threads: int | None) -> dict:
     import os
 
-    from data_juicer_daar.cpu_share import CpuShare
+    from data_juicer_daar.method.cpu_share import CpuShare
 
     picked = CpuShare().threads() if threads is None else threads
     return {**measure(picked), "picked_by": "CpuShare" if threads is None else "fixed", "cores": len(os.sched_getaffinity(0))}

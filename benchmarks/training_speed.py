@@ -15,7 +15,7 @@ from benchmarks.common import OUT, demo_path, machine, measure, save
 
 
 def main() -> None:
-    from data_juicer_daar.models import cache_dir
+    from data_juicer_daar.method.models import cache_dir
 
     extra = sys.argv[1:]
     name = "training_speed" + "".join(f"_{a.lstrip('-').replace('-', '_')}" for a in extra if a.startswith("--"))
@@ -23,7 +23,7 @@ def main() -> None:
     for path in (out, cache_dir() / "fingerprints", cache_dir() / "synthesis"):
         shutil.rmtree(path, ignore_errors=True)
     t = time.perf_counter()
-    _, rss = measure([sys.executable, "-m", "data_juicer_daar.cli", "train", "--corpus", str(demo_path()), "--out", str(out), *extra])
+    _, rss = measure([sys.executable, "-m", "data_juicer_daar.tools.cli", "train", "--corpus", str(demo_path()), "--out", str(out), *extra])
     wall = time.perf_counter() - t
     manifest = json.loads((out / "manifest.json").read_text())
     metrics = manifest["metrics"]

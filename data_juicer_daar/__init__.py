@@ -4,7 +4,8 @@ Importing the package registers its operators with Data-Juicer; installing it ma
 discoverable through the ``data_juicer.ops`` entry point, so recipes need no extra paths.
 """
 
-from . import loaders, ops  # noqa: F401  (registers the operators and the saved-dataset source)
+from . import ops  # noqa: F401  (registers the operators)
+from .dj import loaders  # noqa: F401  (registers the saved-dataset source)
 from .version import __version__
 
 __all__ = ["__version__"]

@@ -75,8 +75,8 @@ def theme_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory, tiny_model, theme_corpus) -> Path:
     """A bundle trained on the tiny model with all training defaults (seed examples only: fast, deterministic)."""
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
 
     config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=30, folds=3)
     out = tmp_path_factory.mktemp("bundles") / "tiny"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from data_juicer_daar.backbone import Backbone
+from data_juicer_daar.method.backbone import Backbone
 
 TEXTS = [
     "Solve 3x + 7 = 22 for x.",
@@ -96,7 +96,7 @@ def test_default_model_backbone():
 
 
 def test_auto_number_format_follows_the_hardware(tmp_path):
-    from data_juicer_daar.backbone import native_bf16_cpu, resolve_dtype
+    from data_juicer_daar.method.backbone import native_bf16_cpu, resolve_dtype
     from data_juicer_daar.errors import ConfigError
 
     bf16 = tmp_path / "bf16"

@@ -220,7 +220,7 @@ def test_train_on_a_cuda_device_torch_cannot_see_is_one_line(tmp_path, tiny_mode
 
 
 def test_two_concurrent_trainings_into_one_directory_leave_a_valid_bundle(tmp_path, tiny_model, theme_corpus):
-    from data_juicer_daar.bundle import load_bundle
+    from data_juicer_daar.method.bundle import load_bundle
 
     out = tmp_path / "shared"
     args = [str(BIN / "daar"), "train", "--corpus", str(theme_corpus), "--out", str(out), "--model", str(tiny_model), "--layers", "2",

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from data_juicer_daar.cpu_share import CpuShare
+from data_juicer_daar.method.cpu_share import CpuShare
 
 
 def _spin(seconds: float) -> None:

@@ -8,8 +8,8 @@ from data_juicer.utils.constant import Fields
 
 from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
 from data_juicer_daar import keys
-from data_juicer_daar.scoring import Scorer
-from data_juicer_daar.text import render
+from data_juicer_daar.method.scoring import Scorer
+from data_juicer_daar.method.text import render
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from argparse import Namespace
 import pytest
 
 from conftest import write_jsonl
-from data_juicer_daar.dropped_rows import count_dropped
+from data_juicer_daar.dj.dropped_rows import count_dropped
 
 ROWS = [{"instruction": "a"}, {"instruction": None}, {"text": "no instruction"}, {"instruction": "b", "text": None}]
 
@@ -58,7 +58,7 @@ def test_saved_dataset_with_several_splits_needs_a_split(tmp_path):
 
 
 def test_folder_of_one_format_passes_and_a_mixed_one_is_refused(tmp_path):
-    from data_juicer_daar.dropped_rows import check_one_format
+    from data_juicer_daar.dj.dropped_rows import check_one_format
     from data_juicer_daar.errors import ConfigError
 
     folder = tmp_path / "shards"

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from data_juicer_daar import models
-from data_juicer_daar.models import ModelError, default_model_dir, model_fingerprint, prepare_default_model, resolve_model
+from data_juicer_daar.method import models
+from data_juicer_daar.method.models import ModelError, default_model_dir, model_fingerprint, prepare_default_model, resolve_model
 
 
 @pytest.mark.slow
@@ -69,8 +69,8 @@ def test_fingerprint_covers_exactly_the_tensors_a_truncated_backbone_reads(tiny_
 
     from safetensors.torch import load_file, save_file
 
-    from data_juicer_daar.bundle import BundleError
-    from data_juicer_daar.scoring import Scorer
+    from data_juicer_daar.method.bundle import BundleError
+    from data_juicer_daar.method.scoring import Scorer
 
     copy = tmp_path / "scaled"
     shutil.copytree(tiny_model, copy)
@@ -110,7 +110,7 @@ def test_hostile_safetensors_header_is_one_line_naming_the_file(tiny_model, tmp_
 def test_remote_code_in_a_model_directory_never_runs(tiny_model, tmp_path):
     import shutil
 
-    from data_juicer_daar.backbone import Backbone
+    from data_juicer_daar.method.backbone import Backbone
 
     evil = tmp_path / "evil_model"
     shutil.copytree(tiny_model, evil)

@@ -13,13 +13,13 @@ from data_juicer.utils.constant import Fields
 
 from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
 from data_juicer_daar import keys
-from data_juicer_daar.backbone import Backbone
-from data_juicer_daar.bundle import BundleError, _manifest_digest
-from data_juicer_daar.models import ModelError
+from data_juicer_daar.method.backbone import Backbone
+from data_juicer_daar.method.bundle import BundleError, _manifest_digest
+from data_juicer_daar.method.models import ModelError
 from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardRaySelector, DaarTopkRewardSelector
-from data_juicer_daar.op_topk import TopkOp
-from data_juicer_daar.scoring import Scorer
-from data_juicer_daar.text import render
+from data_juicer_daar.dj.topk import TopkOp
+from data_juicer_daar.method.scoring import Scorer
+from data_juicer_daar.method.text import render
 
 BIN = Path(sys.executable).parent
 HOSTILE = [
@@ -93,8 +93,8 @@ def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
 
 
 def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused(tiny_bundle, tiny_model, theme_corpus, tmp_path):
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
 
     other = tmp_path / "other"
     config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3, seed=5)
@@ -146,7 +146,7 @@ def test_selector_scores_by_itself_when_alone(tiny_bundle):
 @pytest.mark.parametrize("source", ["probe_entropy", "predictor"])
 @pytest.mark.parametrize("mode, ratios", [("overall", None), ("balanced", None), ("custom", {"coding": 0.6, "mathematics": 0.4})])
 def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, source):
-    from data_juicer_daar.selection import equal_shares, select
+    from data_juicer_daar.method.selection import equal_shares, select
 
     rows = theme_rows(10)
     path = str(tiny_bundle)
@@ -313,7 +313,7 @@ def test_damaged_bundle_or_model_fails_at_construction_in_one_line(op, how, mess
 @pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter])
 def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_error, tiny_bundle, tiny_model, tmp_path):
     """The bundle is damaged after the op was built (replaced mid-run): its workers cannot load it."""
-    from data_juicer_daar.op_scoring import ScoringFailed
+    from data_juicer_daar.dj.op_base import ScoringFailed
 
     kwargs = damage(tiny_bundle, tiny_model, "none", tmp_path)
     built = op(**kwargs, skip_op_error=skip_op_error, num_proc=2)
@@ -329,8 +329,8 @@ def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_er
 def test_bundle_replaced_mid_run_tags_rows_with_the_heads_that_scored_them(tiny_bundle, tiny_model, theme_corpus, tmp_path):
     import shutil
 
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
 
     path = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, path)
@@ -423,8 +423,8 @@ def test_dj_process_full_recipe_with_hostile_rows(tiny_bundle, tmp_path):
 
 @pytest.mark.slow
 def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus, tmp_path):
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
 
     bundle = tmp_path / "probe"
     rows = read_jsonl(theme_corpus)

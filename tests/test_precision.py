@@ -7,12 +7,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_bf16_scoring_selects_what_fp32_selects(tmp_path):
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.demo import demo_corpus
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.selection import TopkSpec
-    from data_juicer_daar.text import render
-    from data_juicer_daar.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.tools.demo import demo_corpus
+    from data_juicer_daar.method.scoring import Scorer
+    from data_juicer_daar.method.selection import TopkSpec
+    from data_juicer_daar.method.text import render
+    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
 
     rows = read_jsonl(demo_corpus())[::5]  # 400 rows, every source of the demo corpus
     bundle = DaarTrainer(TrainConfig(max_length=256)).fit(rows).save(tmp_path / "probe")

@@ -10,10 +10,10 @@ from conftest import read_rows, recipe, theme_rows, write_jsonl
 
 
 def test_train_then_score_rows_without_data_juicer(tiny_model, theme_corpus, tmp_path):
-    from data_juicer_daar.corpus import read_jsonl
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.text import TextFields, render
-    from data_juicer_daar.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.corpus import read_jsonl
+    from data_juicer_daar.method.scoring import Scorer
+    from data_juicer_daar.method.text import TextFields, render
+    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
 
     config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3)
     trainer = DaarTrainer(config).fit(read_jsonl(theme_corpus))
@@ -42,9 +42,9 @@ def test_recipe_through_data_juicers_executor(tiny_bundle, tmp_path):
     from data_juicer.config import init_configs
     from data_juicer.core import DefaultExecutor
 
-    from data_juicer_daar.scoring import Scorer
-    from data_juicer_daar.selection import select
-    from data_juicer_daar.text import render
+    from data_juicer_daar.method.scoring import Scorer
+    from data_juicer_daar.method.selection import select
+    from data_juicer_daar.method.text import render
 
     rows = theme_rows(5)
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)

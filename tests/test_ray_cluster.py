@@ -235,7 +235,7 @@ def test_driver_says_when_the_head_is_gone(tmp_path):
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
-    code = ("import time; from data_juicer_daar.ray_watch import watch_address; "
+    code = ("import time; from data_juicer_daar.dj.ray_watch import watch_address; "
             f"watch_address('127.0.0.1', {port}, 'op'); print('watching', flush=True); time.sleep(60); print('still here')")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "watching"

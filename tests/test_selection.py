@@ -1,6 +1,6 @@
 import pytest
 
-from data_juicer_daar.selection import TopkSpec, budget, equal_shares, quotas, select, validate_ratios
+from data_juicer_daar.method.selection import TopkSpec, budget, equal_shares, quotas, select, validate_ratios
 
 DOMAINS = ["a", "b", "c"]
 

@@ -10,12 +10,12 @@ from safetensors.torch import load_file, save_file
 
 from conftest import theme_rows
 from data_juicer_daar import keys
-from data_juicer_daar.bundle import WEIGHTS, BundleError, _sha256, load_bundle
-from data_juicer_daar.corpus import read_jsonl
+from data_juicer_daar.method.bundle import WEIGHTS, BundleError, _sha256, load_bundle
+from data_juicer_daar.method.corpus import read_jsonl
 from data_juicer_daar.ops import DaarDomainProbeMapper, DaarTopkRewardSelector
-from data_juicer_daar.scoring import Scorer
-from data_juicer_daar.selection import select
-from data_juicer_daar.training import DaarTrainer, TrainConfig
+from data_juicer_daar.method.scoring import Scorer
+from data_juicer_daar.method.selection import select
+from data_juicer_daar.method.training import DaarTrainer, TrainConfig
 from test_ops import run_ops
 
 TEXTS = lambda rows: [f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]  # noqa: E731

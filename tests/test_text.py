@@ -1,6 +1,6 @@
 import pytest
 
-from data_juicer_daar.text import BAD_MESSAGES, COERCED, NO_TEXT, Rendered, TextFields, detect_format, render
+from data_juicer_daar.method.text import BAD_MESSAGES, COERCED, NO_TEXT, Rendered, TextFields, detect_format, render
 
 AUTO = TextFields()
 

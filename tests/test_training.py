@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from data_juicer_daar.bundle import BundleError, load_bundle, read_synthetic
-from data_juicer_daar.centroids import METHODS, pseudo_labels
-from data_juicer_daar.corpus import CorpusError, read_jsonl
-from data_juicer_daar.domains import DomainFileError, load_domains
-from data_juicer_daar.scoring import Scorer
-from data_juicer_daar.synthesis import SynthesisConfig, parse_example
-from data_juicer_daar.heads import Head
-from data_juicer_daar.models import cache_dir
-from data_juicer_daar.training import DaarTrainer, TrainConfig, TrainingError, fit_head, fit_temperature
+from data_juicer_daar.method.bundle import BundleError, load_bundle, read_synthetic
+from data_juicer_daar.method.pseudo_labels import METHODS, pseudo_labels
+from data_juicer_daar.method.corpus import CorpusError, read_jsonl
+from data_juicer_daar.method.domains import DomainFileError, load_domains
+from data_juicer_daar.method.scoring import Scorer
+from data_juicer_daar.method.synthesis import SynthesisConfig, parse_example
+from data_juicer_daar.method.heads import Head
+from data_juicer_daar.method.models import cache_dir
+from data_juicer_daar.method.training import DaarTrainer, TrainConfig, TrainingError, fit_head, fit_temperature
 
 
 def tiny_config(tiny_model, **kw):
@@ -230,7 +230,7 @@ def _damage(bundle, tmp_path, how):
 
 def _edit_manifest(path, change, resign=False):
     """Edit a bundle's manifest; ``resign`` also renews its digest (a forged edit: later checks must still hold)."""
-    from data_juicer_daar.bundle import _manifest_digest
+    from data_juicer_daar.method.bundle import _manifest_digest
 
     manifest = json.loads((path / "manifest.json").read_text())
     change(manifest)

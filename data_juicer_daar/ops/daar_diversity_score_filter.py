@@ -7,7 +7,7 @@ from data_juicer.utils.constant import Fields
 
 from .. import keys
 from ..keys import SCORE_KEYS
-from ..op_scoring import ScoringOp, choice, finite_number, guarded
+from ..dj.op_base import ScoringOp, choice, finite_number, guarded
 
 OP_NAME = "daar_diversity_score_filter"
 

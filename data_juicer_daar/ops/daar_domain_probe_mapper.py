@@ -6,7 +6,7 @@ from data_juicer.ops.base_op import OPERATORS, TAGGING_OPS, Mapper
 from data_juicer.utils.constant import Fields
 
 from .. import keys
-from ..op_scoring import ScoringOp, guarded
+from ..dj.op_base import ScoringOp, guarded
 
 OP_NAME = "daar_domain_probe_mapper"
 

@@ -7,8 +7,8 @@ from data_juicer.utils.constant import Fields
 from loguru import logger
 
 from ..keys import SCORE_KEYS
-from ..op_scoring import stored_values
-from ..op_topk import TopkOp, ranking
+from ..dj.op_base import stored_values
+from ..dj.topk import TopkOp, ranking
 
 OP_NAME = "daar_topk_reward_ray_selector"
 POSITION = "__daar_position__"  # temporary column: each row's input position

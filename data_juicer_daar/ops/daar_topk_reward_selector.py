@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from data_juicer.ops.base_op import OPERATORS, Selector
 
-from ..op_topk import TopkOp
+from ..dj.topk import TopkOp
 
 OP_NAME = "daar_topk_reward_selector"
 

@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from .cpu_share import CpuShare
 from .domains import Domain
-from .errors import ConfigError
-from .options import option
+from ..errors import ConfigError
+from ..options import option
 from .models import quiet_loading
 from .text import render
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import keys
-from .bundle import read_manifest
-from .corpus import CorpusError, read_jsonl
-from .text import render
+from ... import keys
+from ...method.bundle import read_manifest
+from ...method.corpus import CorpusError, read_jsonl
+from ...method.text import render
 
 DJ_PREFIX = "__dj__"
 

@@ -20,8 +20,8 @@ from typing import Iterator
 
 from loguru import logger
 
-from .errors import DaarError
-from .models import cache_dir
+from ..errors import DaarError
+from ..method.models import cache_dir
 
 GENERIC_SYSTEM = {"you are a helpful assistant.", ""}
 EVALS_LICENSE = "MIT (openai/evals registry; upstream dataset terms apply)"

@@ -27,14 +27,14 @@ from data_juicer.utils import model_utils
 from data_juicer.utils.constant import Fields
 from loguru import logger
 
-from . import keys
-from .backbone import DTYPE_CHOICES, resolve_dtype
-from .bundle import manifest_fingerprint
-from .cpu_share import CpuShare
+from .. import keys
+from ..method.backbone import DTYPE_CHOICES, resolve_dtype
+from ..method.bundle import manifest_fingerprint
+from ..method.cpu_share import CpuShare
 from .dropped_rows import warn_dropped_rows
 from .ray_watch import ray_node, watch_head
-from .scoring import Scorer, Scores, check_bundle, entropy
-from .text import FORMATS, TextFields, render
+from ..method.scoring import Scorer, Scores, check_bundle, entropy
+from ..method.text import FORMATS, TextFields, render
 
 MODEL_TYPE = "daar_scorer"
 SCORE_KEYS = keys.SCORE_KEYS

@@ -25,18 +25,18 @@ from tqdm import tqdm
 
 from .backbone import DTYPE_CHOICES, Backbone, pick_device
 from .bundle import save_bundle
-from .centroids import METHODS, PseudoLabels, pseudo_labels
+from .pseudo_labels import METHODS, PseudoLabels, pseudo_labels
 from .corpus import CorpusError
 from .domains import Domain, load_domains
-from .errors import ConfigError, DaarError
+from ..errors import ConfigError, DaarError
 from .heads import Head, default_hidden
 from .models import DEFAULT_MODEL, cache_dir, model_fingerprint, resolve_model
-from .options import int_list, option
+from ..options import int_list, option
 from .scoring import entropy
 from .subdomains import Subdomains
 from .synthesis import DomainSynthesis, Generator, SynthesisConfig, synthesize
 from .text import TEMPLATE_VERSION, TextFields, render
-from .version import __version__
+from ..version import __version__
 
 
 @dataclass

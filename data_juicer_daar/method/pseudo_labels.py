@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 METHODS = ("overcluster_cosine", "kmeans_cosine", "kmeans_embedding")
 

@@ -7,9 +7,9 @@ from typing import Any, Sequence
 import numpy as np
 from data_juicer.utils.constant import Fields
 
-from .keys import SCORE_KEYS
-from .op_scoring import ScoringOp, choice
-from .selection import TopkSpec
+from ..keys import SCORE_KEYS
+from .op_base import ScoringOp, choice
+from ..method.selection import TopkSpec
 
 
 def ranking(values: Sequence[dict[str, Any]], source: str) -> tuple[list[float], list[str], list[int]]:

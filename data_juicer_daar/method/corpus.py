@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import DaarError
+from ..errors import DaarError
 
 
 class CorpusError(DaarError, ValueError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
-from .centroids import CosineSpace
+from .pseudo_labels import CosineSpace
 
 NO_SUBDOMAIN = -1  # the sub-domain of a row without usable text
 

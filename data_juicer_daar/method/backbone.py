@@ -18,7 +18,7 @@ import torch
 from loguru import logger
 from tqdm import tqdm
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .models import model_fingerprint, model_label, quiet_loading, resolve_model
 
 

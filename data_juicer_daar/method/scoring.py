@@ -18,7 +18,7 @@ import torch
 
 from .backbone import Backbone
 from .bundle import BundleError, load_bundle, verify_bundle
-from .keys import NO_TEXT_DOMAIN
+from ..keys import NO_TEXT_DOMAIN
 from .models import ModelError, model_fingerprint, resolve_model
 from .subdomains import NO_SUBDOMAIN
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from loguru import logger
 
-from .errors import DaarError
-from .keys import SCORE_KEYS
-from .options import add_options, from_args
-from .text import TextFields
-from .training import TrainConfig
+from ..errors import DaarError
+from ..keys import SCORE_KEYS
+from ..options import add_options, from_args
+from ..method.text import TextFields
+from ..method.training import TrainConfig
 
 #: the options ``daar embed`` shares with ``daar train`` (same flags, same defaults)
 EMBED_OPTIONS = ("model", "num_layers", "max_length", "batch_size", "device", "fields")
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .corpus import read_jsonl
-    from .training import DaarTrainer
+    from ..method.corpus import read_jsonl
+    from ..method.training import DaarTrainer
 
     config = from_args(TrainConfig, args)
     rows = read_jsonl(args.corpus)
@@ -77,7 +77,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _model(args: argparse.Namespace) -> None:
-    from .models import prepare_default_model
+    from ..method.models import prepare_default_model
 
     print(prepare_default_model())
 
@@ -89,23 +89,23 @@ def _demo_corpus(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from .corpus import read_jsonl
+    from ..method.corpus import read_jsonl
 
     for path in args.files:
         print(f"{path}: {len(read_jsonl(path, allow_empty=True))} rows, every line readable")
 
 
 def _report(args: argparse.Namespace) -> None:
-    from .report import write_report
+    from .report.page import write_report
 
     print(write_report(args.pool, args.selection, args.out, args.id_key, args.score, args.bundle))
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from .backbone import Backbone
-    from .corpus import read_jsonl
+    from ..method.backbone import Backbone
+    from ..method.corpus import read_jsonl
     from .demo import demo_corpus
-    from .text import render
+    from ..method.text import render
 
     path = Path(args.corpus) if args.corpus else demo_corpus()
     fields = from_args(TextFields, args)

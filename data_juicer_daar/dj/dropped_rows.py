@@ -16,7 +16,7 @@ from typing import Iterable
 
 from loguru import logger
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 JSON_SUFFIXES = (".json", ".jsonl")
 #: data file suffixes by the reader both executors pick for them (one reader per folder)

@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .errors import DaarError
+from ..errors import DaarError
 from .heads import Head
 from .subdomains import Subdomains
 

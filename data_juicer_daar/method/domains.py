@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from .errors import DaarError
+from ..errors import DaarError
 
-DEFAULT_DOMAINS_FILE = Path(__file__).parent / "resources" / "default_domains.yaml"
+DEFAULT_DOMAINS_FILE = Path(__file__).parent.parent / "resources" / "default_domains.yaml"
 
 
 @dataclass(frozen=True)

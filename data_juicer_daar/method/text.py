@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import ConfigError
-from .options import option
+from ..errors import ConfigError
+from ..options import option
 
 #: version of the template; recorded in bundles so training and scoring provably agree.
 TEMPLATE_VERSION = "daar-text-v1"
