@@ -48,7 +48,9 @@ def run_checked(cmd: list[str], **kw) -> None:
 
 def measure(cmd: list[str], cwd: Path | None = None) -> tuple[str, float]:
     """Run ``cmd``; return its stdout+stderr and its peak RSS in MiB (process and waited children)."""
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -66,8 +68,11 @@ def save(name: str, payload: dict) -> Path:
 def machine() -> str:
     import platform
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores ({cpu_features()}), "
-            f"{resource.getpagesize() and os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM, Python {platform.python_version()}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores ({cpu_features()}), "
+        f"{resource.getpagesize() and os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM, Python "
+        f"{platform.python_version()}"
+    )
 
 
 def cpu_features() -> str:

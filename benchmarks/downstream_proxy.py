@@ -277,7 +277,10 @@ def markdown(table: dict, default: str, cfg: ProxyConfig) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in sorted(table.items(), key=lambda kv: -kv[1]["out_of_source"]["mean"]):
-        cells = [f"{row[k]['mean']:+.4f} ± {row[k]['sd']:.4f}" for k in ("in_source", "in_source_vs_random", "out_of_source", "out_of_source_vs_random")]
+        cells = [
+            f"{row[k]['mean']:+.4f} ± {row[k]['sd']:.4f}"
+            for k in ("in_source", "in_source_vs_random", "out_of_source", "out_of_source_vs_random")
+        ]
         label = f"**{name}** (shipped recipe)" if name == default else name
         lines.append(f"| {label} | {' | '.join(cells)} | {row['rows_seen']['mean']:.0f} |")
     budget = f"{cfg.tokens:,} tokens" if cfg.budget == "tokens" else "one epoch of the selection"
@@ -323,9 +326,13 @@ def merge(paths: list[Path], name: str) -> None:
     if len(set(seeds)) != len(seeds):
         sys.exit(f"downstream_proxy: the files share seeds {sorted(s for s in set(seeds) if seeds.count(s) > 1)}")
     cfg = ProxyConfig(**{**results[0]["config"], "seeds": tuple(seeds)})
-    merged = {**{k: results[0][k] for k in ("machine", "device", "mode", "pool", "eval", "default", "random")},
-              "config": {**results[0]["config"], "seeds": seeds}, "merged_from": [p.name for p in paths],
-              "selectors": summarise(runs, results[0]["random"]), "runs": runs}
+    merged = {
+        **{k: results[0][k] for k in ("machine", "device", "mode", "pool", "eval", "default", "random")},
+        "config": {**results[0]["config"], "seeds": seeds},
+        "merged_from": [p.name for p in paths],
+        "selectors": summarise(runs, results[0]["random"]),
+        "runs": runs,
+    }
     save(name, merged)
     text = markdown(merged["selectors"], merged["default"], cfg)
     (Path(__file__).parent / "results" / f"{name}.md").write_text(text)
@@ -338,15 +345,27 @@ def main() -> None:
     for field in dataclasses.fields(ProxyConfig):
         kind = {"int": int, "float": float}.get(field.type, str)  # seeds: "0,1"
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None)
-    parser.add_argument("--selectors", default=None, help="comma-separated subset of the selectors (default: all but the upstream k-means ones)")
+    parser.add_argument(
+        "--selectors", default=None, help="comma-separated subset of the selectors (default: all but the upstream k-means ones)"
+    )
     parser.add_argument("--pool", default="demo", choices=POOLS, help="labelled pool of eval_pools.py (default: demo)")
     parser.add_argument("--pool-file", default=None, help="any JSONL pool whose rows carry source_domain (instead of --pool)")
     parser.add_argument("--eval-file", default=None, help="out-of-source JSONL with source_domain (default: the held_out pool)")
     parser.add_argument("--json", default=None, help="also write the summary as JSON to this path")
     parser.add_argument("--name", default=None, help="results file name (default: downstream_proxy_<mode>_<pool>[_epoch])")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
-    parser.add_argument("--merge", default=None, metavar="A.json,B.json", help="only pool results of the same setup run with other seeds into one table (--name)")
-    parser.add_argument("--render", default=None, metavar="RESULTS_JSON", help="only rewrite that result's table and default (the shipped recipe may have changed)")
+    parser.add_argument(
+        "--merge",
+        default=None,
+        metavar="A.json,B.json",
+        help="only pool results of the same setup run with other seeds into one table (--name)",
+    )
+    parser.add_argument(
+        "--render",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="only rewrite that result's table and default (the shipped recipe may have changed)",
+    )
     args = parser.parse_args()
     if args.merge:
         merge([Path(p) for p in args.merge.split(",")], args.name or "downstream_proxy_merged")
@@ -392,8 +411,10 @@ def main() -> None:
     items = {i: sft_item(model.tokenizer, pool.rows[i], cfg.max_length) for i in range(len(pool.rows))}
     # evaluation rows get negative keys, so their cached trunk outputs never collide with pool rows
     outside = {-1 - j: sft_item(model.tokenizer, r, cfg.max_length) for j, r in enumerate(eval_rows)}
-    sets = {"in_source": ({i: items[i] for i in heldout}, {i: pool.rows[i] for i in heldout}),
-            "out_of_source": (outside, {-1 - j: r for j, r in enumerate(eval_rows)})}
+    sets = {
+        "in_source": ({i: items[i] for i in heldout}, {i: pool.rows[i] for i in heldout}),
+        "out_of_source": (outside, {-1 - j: r for j, r in enumerate(eval_rows)}),
+    }
     gap = check_split(model, sets["in_source"][0])
     if gap > (1e-3 if model.trunk.model.dtype == torch.float32 else 3e-2):
         raise RuntimeError(f"the split model's loss differs from the whole model's by {gap:.2%}")
@@ -402,7 +423,10 @@ def main() -> None:
         model.encode(its)
         base[proto] = heldout_loss(model, its, rows)
     stages["model, split check, base loss"] = time.perf_counter() - t
-    logger.info(f"base loss in-source {base['in_source']['by_domain']['average']:.4f}, out-of-source {base['out_of_source']['by_domain']['average']:.4f}")
+    logger.info(
+        f"base loss in-source {base['in_source']['by_domain']['average']:.4f}, out-of-source "
+        f"{base['out_of_source']['by_domain']['average']:.4f}"
+    )
 
     runs: dict[str, list[dict]] = {}
     chosen: dict[str, dict[int, list[int]]] = {}
@@ -421,11 +445,15 @@ def main() -> None:
                 run[proto] = {**losses, "relative_gain": relative_gain(losses["by_domain"], base[proto]["by_domain"])}
             stages["held-out losses"] += time.perf_counter() - t
             runs.setdefault(name, []).append(run)
-            logger.info(f"seed {seed} {name}: {run['rows']} rows -> gain in-source {run['in_source']['relative_gain']:.4f}, out-of-source {run['out_of_source']['relative_gain']:.4f}")
+            logger.info(
+                f"seed {seed} {name}: {run['rows']} rows -> gain in-source {run['in_source']['relative_gain']:.4f}, "
+                f"out-of-source {run['out_of_source']['relative_gain']:.4f}"
+            )
 
     table = summarise(runs, random_name)
     mode = "quick" if args.quick else "full"
-    stem = args.name or f"downstream_proxy_{mode}_{Path(args.pool_file).stem if args.pool_file else args.pool}{'_epoch' if cfg.budget == 'epoch' else ''}"
+    pool_name = Path(args.pool_file).stem if args.pool_file else args.pool
+    stem = args.name or f"downstream_proxy_{mode}_{pool_name}{'_epoch' if cfg.budget == 'epoch' else ''}"
     result = {
         "machine": machine(),
         "device": model.device,
@@ -439,7 +467,9 @@ def main() -> None:
         "selection_pool_rows": len(among),
         "heldout_rows": len(heldout),
         "eval_rows": len(eval_rows),
-        "selections": {name: {s: dict(Counter(pool.rows[i].get("source", "?") for i in idx)) for s, idx in per.items()} for name, per in chosen.items()},
+        "selections": {
+            name: {s: dict(Counter(pool.rows[i].get("source", "?") for i in idx)) for s, idx in per.items()} for name, per in chosen.items()
+        },
         "split_check_gap": gap,
         "base": base,
         "runs": runs,

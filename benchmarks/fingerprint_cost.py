@@ -27,8 +27,15 @@ def big_model(path: Path) -> Path:
 
     if (path / "config.json").is_file():
         return path
-    config = LlamaConfig(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=8,
-                         num_attention_heads=28, num_key_value_heads=4, torch_dtype="bfloat16")
+    config = LlamaConfig(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=8,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        torch_dtype="bfloat16",
+    )
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in LlamaForCausalLM(config).state_dict().items()}
     staging = Path(tempfile.mkdtemp(dir=path.parent))
@@ -60,9 +67,16 @@ def main() -> None:
     from data_juicer_daar.method.models import prepare_default_model
 
     results = {}
-    for label, model_dir in (("default model (SmolLM2-135M)", prepare_default_model()), ("7B-width, 8 blocks", big_model(OUT / "big_model"))):
+    for label, model_dir in (
+        ("default model (SmolLM2-135M)", prepare_default_model()),
+        ("7B-width, 8 blocks", big_model(OUT / "big_model")),
+    ):
         gib = sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) / 2**30
-        results[label] = {"weights_gib": round(gib, 2), "L=3": timed_fingerprint(model_dir, 3), "whole model": timed_fingerprint(model_dir, None)}
+        results[label] = {
+            "weights_gib": round(gib, 2),
+            "L=3": timed_fingerprint(model_dir, 3),
+            "whole model": timed_fingerprint(model_dir, None),
+        }
         print(label, results[label], flush=True)
     save("fingerprint_cost", {"machine": machine(), "results": results})
 

@@ -23,16 +23,25 @@ from benchmarks.common import machine, save
 from benchmarks.precision import agreement
 
 #: Qwen2-7B's configuration sizes (its config.json), the 7B shape the truncated backbone is timed at
-QWEN2_7B = dict(hidden_size=3584, intermediate_size=18944, num_attention_heads=28, num_key_value_heads=4,
-                vocab_size=152064, max_position_embeddings=32768, rms_norm_eps=1e-6)
+QWEN2_7B = dict(
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    vocab_size=152064,
+    max_position_embeddings=32768,
+    rms_norm_eps=1e-6,
+)
 
 
 def no_cuda_message() -> str | None:
     if torch.cuda.is_available():
         return None
     build = f"CUDA build {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-    return (f"gpu_check: no CUDA device is visible to torch {torch.__version__} ({build}); run it on a machine with an "
-            "NVIDIA GPU and a CUDA torch (DAAR_TORCH=\"torch==2.13.0 --index-url <CUDA index>\" bash scripts/setup_env.sh)")
+    return (
+        f"gpu_check: no CUDA device is visible to torch {torch.__version__} ({build}); run it on a machine with an "
+        'NVIDIA GPU and a CUDA torch (DAAR_TORCH="torch==2.13.0 --index-url <CUDA index>" bash scripts/setup_env.sh)'
+    )
 
 
 @torch.inference_mode()
@@ -56,8 +65,15 @@ def throughput(batch_sizes: list[int], seq_len: int, blocks: int = 3, repeats: i
             (hidden.float() * mask.unsqueeze(-1)).sum(1)  # the pooling the scorer does
         torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / repeats
-        rows.append({"batch": batch, "seq_len": seq_len, "samples_per_s": round(batch / seconds, 1),
-                     "tokens_per_s": round(batch * seq_len / seconds), "peak_gpu_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
+        rows.append(
+            {
+                "batch": batch,
+                "seq_len": seq_len,
+                "samples_per_s": round(batch / seconds, 1),
+                "tokens_per_s": round(batch * seq_len / seconds),
+                "peak_gpu_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 

@@ -15,7 +15,8 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class Pool:
     domains: list[str]  # DaaR probe's domain per row
     probs: np.ndarray  # (n, K) the probe's softmax
     subdomains: np.ndarray  # (n,) the bundle's sub-domain per row
-    scorer: "Scorer"  # the demo bundle's scorer (its backbone is loaded)
+    scorer: Scorer  # the demo bundle's scorer (its backbone is loaded)
 
     @cached_property
     def upstream(self) -> np.ndarray:
@@ -129,24 +130,44 @@ def load_pool(name: str | Path = "demo") -> Pool:
             encoded.update(features=enc.features, embeddings=enc.embeddings)
         return encoded[kind]
 
-    backbone_key = key + json.dumps(scorer.bundle.manifest["backbone"], sort_keys=True)
+    backbone_key = key + json.dumps(scorer.bundle.manifest.to_dict()["backbone"], sort_keys=True)
     features = cached("features", backbone_key, lambda: encode("features"))
     embeddings = cached("embeddings", backbone_key, lambda: encode("embeddings"))
     scores = scorer.score_features(features, np.array([bool(t) for t in texts]))
-    return Pool(str(name), rows, [r["source_domain"] for r in rows], texts, features, embeddings, scores.reward, scores.entropy, scores.domains, scores.probs, scores.subdomains, scorer)
+    return Pool(
+        str(name),
+        rows,
+        [r["source_domain"] for r in rows],
+        texts,
+        features,
+        embeddings,
+        scores.predictor,
+        scores.probe_entropy,
+        scores.domains,
+        scores.probs,
+        scores.subdomains,
+        scorer,
+    )
 
 
 def view(pool: Pool, among: np.ndarray) -> View:
     """The rows ``among`` of ``pool`` as the selectors see them."""
     return View(
-        rows=[pool.rows[i] for i in among], features=pool.features[among], entropy=pool.entropy[among],
-        reward=pool.reward[among], probs=pool.probs[among], domains=[pool.domains[i] for i in among],
-        subdomains=pool.subdomains[among], domain_names=pool.scorer.bundle.domains,
+        rows=[pool.rows[i] for i in among],
+        features=pool.features[among],
+        entropy=pool.entropy[among],
+        reward=pool.reward[among],
+        probs=pool.probs[among],
+        domains=[pool.domains[i] for i in among],
+        subdomains=pool.subdomains[among],
+        domain_names=pool.scorer.bundle.domains,
         upstream=lambda: pool.upstream[among],
     )
 
 
-def selections(pool: Pool, ratio: float, among: np.ndarray | None = None, names: list[str] | None = None, seed: int = 0) -> dict[str, list[int]]:
+def selections(
+    pool: Pool, ratio: float, among: np.ndarray | None = None, names: list[str] | None = None, seed: int = 0
+) -> dict[str, list[int]]:
     """Each selector's choice of ``ratio`` of the rows ``among`` (default: all); indices into the pool."""
     among = np.arange(len(pool.rows)) if among is None else np.asarray(among)
     k = int(ratio * len(among))

@@ -36,7 +36,7 @@ def agreement(a: tuple[str, str], b: tuple[str, str], ratio: float = 0.2, limit:
         out[f"{side}_samples_per_s"] = round(len(texts) / out[f"{side}_s"], 1)
     x, y = runs
     out["domain_agreement"] = float(np.mean([p == q for p, q in zip(x.domains, y.domains)]))
-    for score in ("entropy", "reward"):
+    for score in ("probe_entropy", "predictor"):
         u, v = getattr(x, score), getattr(y, score)
         out[f"{score}_spearman"] = round(float(spearmanr(u, v).statistic), 4)
         out[f"{score}_max_abs_diff"] = float(np.abs(u - v).max())
@@ -53,8 +53,11 @@ def main() -> None:
     args = parser.parse_args()
     from data_juicer_daar.method.backbone import resolve_dtype
 
-    result = {"machine": machine(), "auto_on_this_cpu": resolve_dtype("auto", "cpu"),
-              **agreement(("cpu", "float32"), ("cpu", "bfloat16"), limit=args.limit)}
+    result = {
+        "machine": machine(),
+        "auto_on_this_cpu": resolve_dtype("auto", "cpu"),
+        **agreement(("cpu", "float32"), ("cpu", "bfloat16"), limit=args.limit),
+    }
     print(result)
     print(f"written to {save('precision', result)}")
 

@@ -3,9 +3,10 @@
 For every pool of ``eval_pools.py`` and every method of ``data_juicer_daar.method.pseudo_labels`` (over-clustering
 at several clusters-per-domain counts), the Hungarian-matched agreement of the pseudo-labels with the
 true domains, averaged over k-means seeds 0-4 (sd alongside), with the default domain file's seed
-examples as anchors, and the mean and minimum over the pools (the default is the best mean); ``--anchors`` also tries the first 5 seeds per domain only (the old domain file)
-and a bundle's synthetic examples. Self-training on top of the over-clustered labels is tried too
-(benchmark only). A supervised linear probe on the same features is the ceiling.
+examples as anchors, and the mean and minimum over the pools (the default is the best mean); it also
+tries the first 5 seeds per domain only (the old domain file) and a bundle's synthetic examples.
+Self-training on top of the over-clustered labels is tried too (benchmark only). A supervised linear
+probe on the same features is the ceiling.
 
 ``--variants`` instead tries changes to the default cut (overcluster_cosine x3, 12 seeds per
 domain) on all three pools: soft cluster votes, the anchor probe's regularisation, dropping the
@@ -110,7 +111,7 @@ def overcluster_variant(
     if spread:
         unlabelled = np.full(len(x), -1)
         model = LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2, max_iter=200)
-        probs = model.fit(np.vstack(marks + [x]), np.concatenate([owners, unlabelled])).label_distributions_[len(owners):]
+        probs = model.fit(np.vstack(marks + [x]), np.concatenate([owners, unlabelled])).label_distributions_[len(owners) :]
     else:
         probs = LogisticRegression(class_weight="balanced", max_iter=2000, C=c).fit(np.vstack(marks), owners).predict_proba(x)
     guess = probs.argmax(1)
@@ -167,9 +168,7 @@ def main() -> None:
             anchor_sets["seeds (12/domain)"][i] + [render(s).text for s in synthetic if s["domain"] == d.name and s["origin"] != "seed"]
             for i, d in enumerate(domains)
         ]
-    anchors = {
-        name: [encode_cached(backbone, texts, "anchors") for texts in per_domain] for name, per_domain in anchor_sets.items()
-    }
+    anchors = {name: [encode_cached(backbone, texts, "anchors") for texts in per_domain] for name, per_domain in anchor_sets.items()}
     variants = [("kmeans_embedding", 0), ("kmeans_cosine", 0)] + [("overcluster_cosine", c) for c in (2, 3, 4, 5)]
     assert {m for m, _ in variants} == set(METHODS)
     table: dict = {}
@@ -183,7 +182,9 @@ def main() -> None:
                 name = f"{method}{f' x{per}' if per else ''} · {anchor_name}"
                 scores = [
                     hungarian_accuracy(
-                        pseudo_labels(method, features, embeddings, [f for f, _ in enc], [e for _, e in enc], seed, per or 3).labels.tolist(),
+                        pseudo_labels(
+                            method, features, embeddings, [f for f, _ in enc], [e for _, e in enc], seed, per or 3
+                        ).labels.tolist(),
                         truth,
                     )
                     for seed in SEEDS
@@ -192,7 +193,13 @@ def main() -> None:
                 print(f"{pool:10s} {name:55s} {np.mean(scores):.3f} ± {np.std(scores):.3f}", flush=True)
             name = f"overcluster_cosine x3 + self-training (3 rounds) · {anchor_name}"
             scores = [
-                hungarian_accuracy(self_train(features, pseudo_labels("overcluster_cosine", features, embeddings, [f for f, _ in enc], [e for _, e in enc], seed, 3).labels).tolist(), truth)
+                hungarian_accuracy(
+                    self_train(
+                        features,
+                        pseudo_labels("overcluster_cosine", features, embeddings, [f for f, _ in enc], [e for _, e in enc], seed, 3).labels,
+                    ).tolist(),
+                    truth,
+                )
                 for seed in SEEDS
             ]
             table.setdefault(name, {})[pool] = {"mean": float(np.mean(scores)), "sd": float(np.std(scores))}

@@ -75,15 +75,19 @@ def run(tag: str, recipe: str, dataset: Path, bundle: Path, op_params: dict | No
     result = run_recipe(recipe, work, dataset, bundle, op_params, **overrides)
     log = result.pop("log")
     ids = selected_ids(work)
-    return {"wall_s": round(result["wall_s"], 1), "driver_peak_rss_mib": round(result["peak_rss_mib"]), **per_node(log),
-            "n_selected": len(ids), "ids": ids}
+    return {
+        "wall_s": round(result["wall_s"], 1),
+        "driver_peak_rss_mib": round(result["peak_rss_mib"]),
+        **per_node(log),
+        "n_selected": len(ids),
+        "ids": ids,
+    }
 
 
 def demo_part() -> dict:
     bundle, pool = demo_bundle(), demo_path()
     shards = write_shards(demo_rows(), OUT / "ray_cluster_demo_shards")
-    out = {"default": run("default", "daar_select.yaml", pool, bundle),
-           "one_raylet": run("local", "daar_select_ray.yaml", pool, bundle)}
+    out = {"default": run("default", "daar_select.yaml", pool, bundle), "one_raylet": run("local", "daar_select_ray.yaml", pool, bundle)}
     with ray_cluster() as address:
         out["cluster_file"] = run("cluster_file", "daar_select_ray.yaml", pool, bundle, ray_address=address)
         out["cluster_shards"] = run("cluster_shards", "daar_select_ray.yaml", shards, bundle, ray_address=address)
@@ -105,13 +109,15 @@ def demo_part() -> dict:
 def growth_part(sizes: list[int]) -> dict:
     from benchmarks.tiny import build_tiny_model, theme_rows
     from data_juicer_daar.method.corpus import read_jsonl
-    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="daar-growth-"))
     model = build_tiny_model(tmp / "model")
     corpus = write_shards(theme_rows(30), tmp / "corpus", shards=1) / "part-00.jsonl"
     bundle = tmp / "bundle"
-    DaarTrainer(TrainConfig(model=str(model), num_layers=2, max_length=64, max_epochs=30, folds=3)).fit(read_jsonl(corpus)).save(bundle)
+    DaarTrainer(TrainConfig(model=str(model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=30), folds=3)).fit(
+        read_jsonl(corpus)
+    ).save(bundle)
     out = {}
     with ray_cluster() as address:
         for n in sizes:

@@ -108,7 +108,10 @@ def main() -> None:
         limit, _ = child("limit", n, bundle)
         ours = run_dj(n, bundle)
         results["sizes"][n] = {"limit": limit, "ours": ours}
-        print(f"n={n}: limit {n / limit['run_s']:.1f}/s, ours ops {n / sum(ours['ops_s'].values()):.1f}/s (wall {n / ours['wall_s']:.1f}/s)", flush=True)
+        print(
+            f"n={n}: limit {n / limit['run_s']:.1f}/s, ours ops {n / sum(ours['ops_s'].values()):.1f}/s (wall {n / ours['wall_s']:.1f}/s)",
+            flush=True,
+        )
     results["reference"], _ = child("reference", args.ref_n, bundle)
     results["upstream"], _ = child("upstream", args.up_n, bundle)
     path = save(args.name, results)
@@ -117,7 +120,10 @@ def main() -> None:
     b = first["ours"]["n"] / sum(first["ours"]["ops_s"].values())
     c = results["reference"]["n"] / results["reference"]["run_s"]
     d = results["upstream"]["n"] / results["upstream"]["embed_s"]
-    print(f"(a) limit {a:.1f}/s  (b) ours {b:.1f}/s = {b / a:.2f} x (a)  (c) reference {c:.2f}/s -> (b) = {b / c:.1f} x (c)  (d) upstream {d:.2f}/s")
+    print(
+        f"(a) limit {a:.1f}/s  (b) ours {b:.1f}/s = {b / a:.2f} x (a)  (c) reference {c:.2f}/s -> (b) = {b / c:.1f} x (c)  (d) "
+        f"upstream {d:.2f}/s"
+    )
     print(f"results: {path}")
 
 

@@ -53,13 +53,20 @@ def main() -> None:
     pool = load_pool(args.pool)
     truth, features = pool.truth, pool.features
     bundle = pool.scorer.bundle
-    training = bundle.manifest["training"]
+    training = bundle.manifest.training
     synthetic = read_synthetic(bundle.path)
     anchors = [pool.scorer.backbone.encode([render(s).text for s in synthetic if s["domain"] == d]) for d in bundle.domains]
 
     def agreement_of(method: str) -> float:
-        labels = pseudo_labels(method, features, pool.embeddings, [a.features for a in anchors], [a.embeddings for a in anchors],
-                               Seeds(training["seed"])("clusters"), training["clusters_per_domain"]).labels
+        labels = pseudo_labels(
+            method,
+            features,
+            pool.embeddings,
+            [a.features for a in anchors],
+            [a.embeddings for a in anchors],
+            Seeds(training["seed"])("clusters"),
+            training["clusters_per_domain"],
+        ).labels
         return hungarian_accuracy(labels.tolist(), truth)
 
     agreement = {
@@ -79,12 +86,24 @@ def main() -> None:
     selected = selections(pool, args.ratio)
     table = {name: describe(idx, truth, features) for name, idx in selected.items()}
     table["whole pool"] = describe(list(range(len(truth))), truth, features)
-    result = {"machine": machine(), "pool": args.pool, "ratio": args.ratio, "agreement": agreement, "reward_spread": spread, "selectors": table, "bundle_metrics": bundle.manifest["metrics"]}
+    result = {
+        "machine": machine(),
+        "pool": args.pool,
+        "ratio": args.ratio,
+        "agreement": agreement,
+        "reward_spread": spread,
+        "selectors": table,
+        "bundle_metrics": bundle.manifest["metrics"],
+    }
     save(f"selection_quality_{args.pool}", result)
 
     lines = ["| selector | n | " + " | ".join(DOMAINS) + " | norm. entropy | mean pairwise cos. dist. |", "|---" * (len(DOMAINS) + 4) + "|"]
     for name, d in table.items():
-        lines.append(f"| {name} | {d['n']} | " + " | ".join(f"{100 * d['shares'][x]:.1f} %" for x in DOMAINS) + f" | {d['norm_entropy']:.3f} | {d['mean_pairwise_cos_dist']:.4f} |")
+        lines.append(
+            f"| {name} | {d['n']} | "
+            + " | ".join(f"{100 * d['shares'][x]:.1f} %" for x in DOMAINS)
+            + f" | {d['norm_entropy']:.3f} | {d['mean_pairwise_cos_dist']:.4f} |"
+        )
     (RESULTS / f"selection_quality_{args.pool}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print({k: round(v, 4) for k, v in {**agreement, **spread}.items()})

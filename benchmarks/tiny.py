@@ -6,16 +6,27 @@ from __future__ import annotations
 from pathlib import Path
 
 CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
 # four themes with distinct vocabularies, so a tiny model's clusters are learnable
 THEMES = {
     "mathematics": ["Solve {a} + {b} * x = {c} for x.", "What is {a} percent of {b}?", "Compute the area of a square with side {a}."],
-    "coding": ["Write a Python function that returns the sum of {a} and {b}.", "def f{a}(x):\n    return x * {b}", "Fix the bug: for i in range({a}) print(i)"],
-    "reasoning": ["All cats are animals. Tom{a} is a cat. Is Tom{a} an animal?", "If it rains the match stops; it did not stop on day {a}. Did it rain?", "Anna is taller than Ben{a}. Who is shorter?"],
-    "common_sense": ["Why do people carry umbrellas on day {a}?", "Where do you keep milk so it stays fresh for {a} days?", "What do you wear when it is {a} degrees and snowing?"],
+    "coding": [
+        "Write a Python function that returns the sum of {a} and {b}.",
+        "def f{a}(x):\n    return x * {b}",
+        "Fix the bug: for i in range({a}) print(i)",
+    ],
+    "reasoning": [
+        "All cats are animals. Tom{a} is a cat. Is Tom{a} an animal?",
+        "If it rains the match stops; it did not stop on day {a}. Did it rain?",
+        "Anna is taller than Ben{a}. Who is shorter?",
+    ],
+    "common_sense": [
+        "Why do people carry umbrellas on day {a}?",
+        "Where do you keep milk so it stays fresh for {a} days?",
+        "What do you wear when it is {a} degrees and snowing?",
+    ],
 }
 
 
@@ -24,7 +35,15 @@ def theme_rows(n_per_theme: int = 30) -> list[dict]:
     for theme, templates in THEMES.items():
         for i in range(n_per_theme):
             t = templates[i % len(templates)]
-            rows.append({"id": f"{theme}-{i}", "instruction": t.format(a=i + 2, b=3 * i + 1, c=7 * i), "input": "", "output": f"answer {i}", "true_domain": theme})
+            rows.append(
+                {
+                    "id": f"{theme}-{i}",
+                    "instruction": t.format(a=i + 2, b=3 * i + 1, c=7 * i),
+                    "input": "",
+                    "output": f"answer {i}",
+                    "true_domain": theme,
+                }
+            )
     return rows
 
 
@@ -46,9 +65,16 @@ def build_tiny_model(out: Path) -> Path:
     tok.save_pretrained(out)
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.eos_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(out)
     return out

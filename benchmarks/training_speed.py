@@ -27,8 +27,15 @@ def main() -> None:
     wall = time.perf_counter() - t
     manifest = json.loads((out / "manifest.json").read_text())
     metrics = manifest["metrics"]
-    result = {"machine": machine(), "args": extra, "bundle": str(out), "wall_s": wall, "peak_rss_mib": rss, "metrics": metrics,
-              "synthesis": manifest["synthesis"]}
+    result = {
+        "machine": machine(),
+        "args": extra,
+        "bundle": str(out),
+        "wall_s": wall,
+        "peak_rss_mib": rss,
+        "metrics": metrics,
+        "synthesis": manifest["synthesis"],
+    }
     save(name, result)
     print(json.dumps(result, indent=2))
 

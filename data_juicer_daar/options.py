@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, Field, field, fields, is_dataclass
-from typing import Any, Callable, Collection, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Collection
 
 T = TypeVar("T")
 
 
-def option(default: Any = MISSING, *, help: str, flag: str | None = None, factory: Callable[[], Any] | None = None,
-           choices: Collection[str] | None = None, parse: Callable[[str], Any] | None = None) -> Any:
+def option(
+    default: Any = MISSING,
+    *,
+    help: str,
+    flag: str | None = None,
+    factory: Callable[[], Any] | None = None,
+    choices: Collection[str] | None = None,
+    parse: Callable[[str], Any] | None = None,
+) -> Any:
     """A dataclass field that is also a command-line option (``flag`` defaults to ``--the-name``)."""
     meta = {"help": help, "flag": flag, "choices": choices, "parse": parse}
     if factory is not None:
@@ -24,7 +32,7 @@ def option(default: Any = MISSING, *, help: str, flag: str | None = None, factor
 
 
 def int_list(value: str) -> list[int]:
-    """"512,256" -> [512, 256] (argparse turns the ValueError of a bad item into a usage error)."""
+    """ "512,256" -> [512, 256] (argparse turns the ValueError of a bad item into a usage error)."""
     return [int(x) for x in value.split(",")]
 
 

@@ -32,8 +32,12 @@ def to_messages(row: dict) -> list[dict] | None:
     elif isinstance(row.get("messages"), list) or isinstance(row.get("conversations"), list):
         raw = row.get("messages") if isinstance(row.get("messages"), list) else row["conversations"]
         turns = [
-            {"role": ROLES.get(str(t.get("role") or t.get("from") or "user"), "user"), "content": str(t.get("content") or t.get("value") or "").strip()}
-            for t in raw if isinstance(t, dict)
+            {
+                "role": ROLES.get(str(t.get("role") or t.get("from") or "user"), "user"),
+                "content": str(t.get("content") or t.get("value") or "").strip(),
+            }
+            for t in raw
+            if isinstance(t, dict)
         ]
     elif isinstance(row.get("text"), str):
         turns = [{"role": "user", "content": row["text"].strip()}]
@@ -89,10 +93,20 @@ def main() -> int:
     seconds = time.perf_counter() - start
     trainer.save_model(args.out)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    summary = {"rows": len(rows), "rows_used": len(usable), "rows_left_out": skipped, "steps": trainer.state.global_step,
-               "losses": losses, "seconds": round(seconds, 1), "device": str(trainer.args.device)}
+    summary = {
+        "rows": len(rows),
+        "rows_used": len(usable),
+        "rows_left_out": skipped,
+        "steps": trainer.state.global_step,
+        "losses": losses,
+        "seconds": round(seconds, 1),
+        "device": str(trainer.args.device),
+    }
     (Path(args.out) / "train_summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"sft_trl: {summary['steps']} steps on {len(usable)} rows in {seconds:.0f} s; loss {losses[0]:.3f} -> {losses[-1]:.3f}; adapter in {args.out}")
+    print(
+        f"sft_trl: {summary['steps']} steps on {len(usable)} rows in {seconds:.0f} s; loss {losses[0]:.3f} -> {losses[-1]:.3f}; "
+        f"adapter in {args.out}"
+    )
     return 0 if losses and all(math.isfinite(v) for v in losses) else 1
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_juicer.core.data import NestedDataset
 
 from benchmarks.tiny import THEMES, build_tiny_model, theme_rows  # noqa: F401  (tests import them from here)
 
@@ -19,7 +20,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: runs dj-process, dj-analyze, Ray, the daar command or the default model in subprocesses (deselect with -m 'not slow' for a fast inner loop; CI runs all)")
+    config.addinivalue_line(
+        "markers",
+        "slow: runs dj-process, dj-analyze, Ray, the daar command or the default model in subprocesses (deselect with -m 'not "
+        "slow' for a fast inner loop; CI runs all)",
+    )
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -50,7 +55,31 @@ def recipe(tmp_path: Path, pool, process: list, **extra) -> Path:
 def dj(tool: str, config: Path, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``dj-process`` or ``dj-analyze`` on a recipe, offline."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(Path(sys.executable).parent / tool), "--config", str(config)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / tool), "--config", str(config)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+#: rows no op may lose: empty and None fields, a huge text, odd unicode, a chat row among Alpaca ones
+HOSTILE = [
+    {"id": "none-fields", "instruction": "", "input": None, "output": None},
+    {"id": "empty", "instruction": "", "input": "", "output": ""},
+    {"id": "huge", "instruction": "huge " * 50000, "input": "", "output": "y"},
+    {"id": "odd-unicode", "instruction": "数学 🧮 ｘ＝２？ \u200b é\u0301", "input": "", "output": "\x00"},
+    {"id": "messages-row", "instruction": None, "output": None, "messages": [{"role": "user", "content": "Why carry umbrellas?"}]},
+]
+
+
+def dataset(rows):
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # from_list reads columns off row 0 only
+    return NestedDataset.from_list([{k: r.get(k) for k in columns} for r in rows])
+
+
+def run_ops(ops, rows):
+    ds = dataset(rows)
+    for op in ops:
+        ds = op.run(ds)
+    return ds
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,9 +105,9 @@ def theme_corpus(tmp_path_factory) -> Path:
 def tiny_bundle(tmp_path_factory, tiny_model, theme_corpus) -> Path:
     """A bundle trained on the tiny model with all training defaults (seed examples only: fast, deterministic)."""
     from data_juicer_daar.method.corpus import read_jsonl
-    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
-    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=30, folds=3)
+    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=30), folds=3)
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(out)
     return out

@@ -20,7 +20,11 @@ def test_benchmark_module_and_its_local_imports_resolve(name):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             target = importlib.import_module(node.module)  # a sibling must be reached as benchmarks.<name>
             for alias in node.names:
-                assert hasattr(target, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), (name, node.module, alias.name)
+                assert hasattr(target, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), (
+                    name,
+                    node.module,
+                    alias.name,
+                )
     assert module.__name__ == f"benchmarks.{name}"
 
 
@@ -34,9 +38,14 @@ def test_every_peer_selector_keeps_the_budget_on_a_small_view():
     probs = rng.dirichlet(np.ones(4), size=n)
     view = View(
         rows=[{"instruction": "w " * int(i), "output": "o"} for i in rng.integers(1, 30, n)],
-        features=rng.normal(size=(n, 8)).astype(np.float32), entropy=-(probs * np.log(probs)).sum(1), reward=rng.random(n),
-        probs=probs, domains=[["a", "b", "c", "d"][i] for i in probs.argmax(1)], subdomains=rng.integers(0, 6, n),
-        domain_names=["a", "b", "c", "d"], upstream=lambda: None,
+        features=rng.normal(size=(n, 8)).astype(np.float32),
+        entropy=-(probs * np.log(probs)).sum(1),
+        reward=rng.random(n),
+        probs=probs,
+        domains=[["a", "b", "c", "d"][i] for i in probs.argmax(1)],
+        subdomains=rng.integers(0, 6, n),
+        domain_names=["a", "b", "c", "d"],
+        upstream=lambda: None,
     )
     for name, run in SELECTORS.items():
         if name.startswith("k-means"):
@@ -56,7 +65,9 @@ def test_render_names_the_recipe_selector(tmp_path):
     cell = {"mean": 0.1, "sd": 0.01}
     row = {k: cell for k in ("in_source", "in_source_vs_random", "out_of_source", "out_of_source_vs_random", "rows_seen")}
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"config": dataclasses.asdict(QUICK), "default": "old", "selectors": {"random": row, recipe_selector(): row}}))
+    path.write_text(
+        json.dumps({"config": dataclasses.asdict(QUICK), "default": "old", "selectors": {"random": row, recipe_selector(): row}})
+    )
     rerender(path)
     assert json.loads(path.read_text())["default"] == recipe_selector()
     assert f"| **{recipe_selector()}** (shipped recipe) |" in path.with_suffix(".md").read_text()
@@ -76,9 +87,20 @@ def test_merge_pools_runs_of_other_seeds(tmp_path, monkeypatch):
     def run(seed: int, gain: float) -> dict:
         return {"seed": seed, "rows": 200, "in_source": {"relative_gain": gain}, "out_of_source": {"relative_gain": gain / 2}}
 
-    base = {"machine": "m", "device": "cpu", "mode": "quick", "pool": "demo", "eval": "held_out", "default": "daar",
-            "random": "random", "config": {**dataclasses.asdict(downstream_proxy.QUICK), "seeds": [0, 1]}}
-    first = {**base, "runs": {"random": [run(0, 0.3), run(1, 0.2)], "daar": [run(0, 0.4), run(1, 0.1)], "only here": [run(0, 0.0), run(1, 0.0)]}}
+    base = {
+        "machine": "m",
+        "device": "cpu",
+        "mode": "quick",
+        "pool": "demo",
+        "eval": "held_out",
+        "default": "daar",
+        "random": "random",
+        "config": {**dataclasses.asdict(downstream_proxy.QUICK), "seeds": [0, 1]},
+    }
+    first = {
+        **base,
+        "runs": {"random": [run(0, 0.3), run(1, 0.2)], "daar": [run(0, 0.4), run(1, 0.1)], "only here": [run(0, 0.0), run(1, 0.0)]},
+    }
     second = {**base, "config": {**base["config"], "seeds": [2]}, "runs": {"random": [run(2, 0.1)], "daar": [run(2, 0.3)]}}
     paths = [tmp_path / "a.json", tmp_path / "b.json"]
     for path, result in zip(paths, (first, second)):

@@ -23,15 +23,40 @@ def test_trl_sft_trains_a_lora_adapter_on_a_selection(tiny_model, tmp_path):
     rows = [
         {"instruction": base[0]["instruction"], "input": "", "output": base[0]["output"]},
         {"messages": [{"role": "user", "content": base[1]["instruction"]}, {"role": "assistant", "content": "ok"}]},
-        {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": base[2]["instruction"]}, {"from": "gpt", "value": "yes"}]},
+        {
+            "conversations": [
+                {"from": "system", "value": "Be brief."},
+                {"from": "human", "value": base[2]["instruction"]},
+                {"from": "gpt", "value": "yes"},
+            ]
+        },
         {"text": base[3]["instruction"]},
         *({"instruction": r["instruction"], "input": "", "output": r["output"]} for r in base[4:]),
         {"id": "nothing-to-train-on"},
     ]
     data = write_jsonl(tmp_path / "selected.jsonl", rows)
     out = tmp_path / "lora"
-    result = subprocess.run([sys.executable, str(EXAMPLE), "--data", str(data), "--model", str(tiny_model), "--out", str(out),
-                             "--max-steps", "3", "--batch-size", "2", "--max-length", "64"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--data",
+            str(data),
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(out),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--max-length",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"1 of {len(rows)} rows have no" in result.stderr  # the empty row is counted, not lost silently
     summary = json.loads((out / "train_summary.json").read_text())
@@ -48,6 +73,10 @@ def test_trl_sft_trains_a_lora_adapter_on_a_selection(tiny_model, tmp_path):
 
 def test_trl_example_refuses_a_selection_without_usable_rows(tiny_model, tmp_path):
     data = write_jsonl(tmp_path / "selected.jsonl", [{"id": 1}, {"text": "  "}])
-    result = subprocess.run([sys.executable, str(EXAMPLE), "--data", str(data), "--model", str(tiny_model), "--out", str(tmp_path / "o")],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--data", str(data), "--model", str(tiny_model), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"sft_trl: error: {data} has no usable rows"

@@ -8,7 +8,7 @@ from data_juicer_daar.tools.cli import EMBED_OPTIONS, build_parser
 from data_juicer_daar.options import from_args
 from data_juicer_daar.method.synthesis import SynthesisConfig
 from data_juicer_daar.method.text import TextFields
-from data_juicer_daar.method.training import TrainConfig
+from data_juicer_daar.method.training import HeadConfig, TrainConfig
 
 REQUIRED = ["train", "--corpus", "pool.jsonl", "--out", "probe"]
 
@@ -18,16 +18,48 @@ def test_no_flags_give_the_config_defaults():
 
 
 def test_every_setting_has_a_flag_that_reaches_it():
-    args = build_parser().parse_args([
-        *REQUIRED, "--layers", "5", "--domains", "d.yaml", "--gen-batch", "3", "--no-calibrate", "--synthesize",
-        "--hidden", "8,4", "--format", "sharegpt", "--conversations-key", "chats", "--val-fraction", "0.3", "--top-p", "0.5",
-    ])
+    args = build_parser().parse_args(
+        [
+            *REQUIRED,
+            "--layers",
+            "5",
+            "--domains",
+            "d.yaml",
+            "--gen-batch",
+            "3",
+            "--no-calibrate",
+            "--synthesize",
+            "--hidden",
+            "8,4",
+            "--max-epochs",
+            "7",
+            "--format",
+            "sharegpt",
+            "--conversations-key",
+            "chats",
+            "--val-fraction",
+            "0.3",
+            "--top-p",
+            "0.5",
+        ]
+    )
     config = from_args(TrainConfig, args)
-    assert (config.num_layers, config.domains_file, config.synthesis.batch, config.calibrate, config.synthesize) == (5, "d.yaml", 3, False, True)
-    assert (config.hidden, config.fields.fmt, config.fields.conversations_key) == ([8, 4], "sharegpt", "chats")
+    assert (config.num_layers, config.domains_file, config.synthesis.batch, config.calibrate, config.synthesize) == (
+        5,
+        "d.yaml",
+        3,
+        False,
+        True,
+    )
+    assert (config.heads.hidden, config.heads.max_epochs, config.fields.fmt, config.fields.conversations_key) == (
+        [8, 4],
+        7,
+        "sharegpt",
+        "chats",
+    )
     assert (config.val_fraction, config.synthesis.top_p) == (0.3, 0.5)
     help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
-    for cls in (TrainConfig, SynthesisConfig, TextFields):
+    for cls in (TrainConfig, HeadConfig, SynthesisConfig, TextFields):
         for f in dataclasses.fields(cls):
             if "help" in f.metadata:
                 assert (f.metadata["flag"] or "--" + f.name.replace("_", "-")) in help_text, f.name

@@ -13,28 +13,30 @@ def test_train_then_score_rows_without_data_juicer(tiny_model, theme_corpus, tmp
     from data_juicer_daar.method.corpus import read_jsonl
     from data_juicer_daar.method.scoring import Scorer
     from data_juicer_daar.method.text import TextFields, render
-    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
-    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3)
+    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=20), folds=3)
     trainer = DaarTrainer(config).fit(read_jsonl(theme_corpus))
     bundle = trainer.save(tmp_path / "probe")
-    assert trainer.manifest_["metrics"]["n_probe"] == len(read_jsonl(theme_corpus))
+    assert trainer.manifest_.metrics["n_probe"] == len(read_jsonl(theme_corpus))
 
-    rows = [{"instruction": "Solve 3 + 4 * x = 11 for x.", "output": "x = 2"},
-            {"messages": [{"role": "user", "content": "Write a Python function that returns 5."}]},
-            {"conversations": [{"from": "human", "value": "Why do people carry umbrellas?"}]},
-            {"text": ""}]
+    rows = [
+        {"instruction": "Solve 3 + 4 * x = 11 for x.", "output": "x = 2"},
+        {"messages": [{"role": "user", "content": "Write a Python function that returns 5."}]},
+        {"conversations": [{"from": "human", "value": "Why do people carry umbrellas?"}]},
+        {"text": ""},
+    ]
     scores = Scorer(bundle).score([render(r, TextFields()).text for r in rows])
-    k = len(trainer.manifest_["domains"])
-    names = [d["name"] for d in trainer.manifest_["domains"]]
+    k = len(trainer.manifest_.domains)
+    names = trainer.manifest_.domain_names
     assert scores.probs.shape == (4, k)
     np.testing.assert_allclose(scores.probs[:3].sum(1), 1.0, atol=1e-5)
     assert [names[j] for j in scores.probs[:3].argmax(1)] == scores.domains[:3]
     p = scores.probs[:3]
-    np.testing.assert_allclose(scores.entropy[:3], -(p * np.log(p)).sum(1), atol=1e-5)
-    assert ((0 <= scores.reward) & (scores.reward <= math.log(k) + 1e-6)).all()
+    np.testing.assert_allclose(scores.probe_entropy[:3], -(p * np.log(p)).sum(1), atol=1e-5)
+    assert ((0 <= scores.predictor) & (scores.predictor <= math.log(k) + 1e-6)).all()
     # the empty row gets the defined no-text result
-    assert scores.domains[3] == "<no text>" and scores.reward[3] == 0 and not scores.probs[3].any()
+    assert scores.domains[3] == "<no text>" and scores.predictor[3] == 0 and not scores.probs[3].any()
 
 
 @pytest.mark.slow
@@ -51,6 +53,6 @@ def test_recipe_through_data_juicers_executor(tiny_bundle, tmp_path):
     config = recipe(tmp_path, pool, [{"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 6}}])
     cfg = init_configs(args=["--config", str(config)])
     result = DefaultExecutor(cfg).run()
-    expected = select(Scorer(tiny_bundle).score([render(r).text for r in rows]).entropy, [], 6)
+    expected = select(Scorer(tiny_bundle).score([render(r).text for r in rows]).probe_entropy, [], 6)
     assert result["id"] == [rows[i]["id"] for i in expected]
     assert [r["id"] for r in read_rows(tmp_path / "out" / "selected.jsonl")] == result["id"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from loguru import logger
-
 from ..errors import ConfigError
+
 
 JSON_SUFFIXES = (".json", ".jsonl")
 #: data file suffixes by the reader both executors pick for them (one reader per folder)
@@ -79,7 +79,7 @@ def count_dropped(path: str | Path, keys: list[str]) -> tuple[int, int] | None:
     return (dropped, total) if seen else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn(path: str, keys: tuple[str, ...], stamp: tuple[float, int]) -> None:
     counted = count_dropped(path, list(keys))
     if counted and counted[0]:

@@ -1,43 +1,42 @@
-"""Scoring inside Data-Juicer ops: model management, reuse across ops, odd-sample accounting.
+"""The lifecycle every DaaR op shares inside Data-Juicer: parameters, model, reuse-or-score, failures.
 
 The scorer (bundle heads + truncated backbone) is loaded lazily, once per worker process, through
 Data-Juicer's ``prepare_model``/``get_model``; the op itself only carries the bundle path and
-fingerprint, so the model is never pickled with it. The mapper stores the reward next to the domain
-meta and the filter its stat, each tagged with the scoring tag (bundle heads + text settings); a
-later op reuses a value only under its own tag, else it scores the row again: ``ScoringOp.values``
-is that one path for every op (``stored_values`` alone in Ray workers, which cannot score).
+fingerprint, so the model is never pickled with it. ``ScoringOp.values`` is the one path by which
+every op gets its values: reused under the rule of ``reuse.py``, else scored here. A batch that
+fails in a worker is written down as a ``Failure`` record, and ``run`` stops the run on it instead
+of letting Data-Juicer drop the batch's rows.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import os
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 from data_juicer.utils import model_utils
 from data_juicer.utils.constant import Fields
 from loguru import logger
 
-from .. import keys
+from ..errors import ConfigError, ScoringFailed
 from ..method.backbone import DTYPE_CHOICES, resolve_dtype
-from ..method.bundle import manifest_fingerprint
 from ..method.cpu_share import CpuShare
+from ..method.scoring import Scorer, check_bundle
+from ..method.text import FORMATS, TextFields, render
 from .dropped_rows import warn_dropped_rows
 from .ray_watch import ray_node, watch_head
-from ..method.scoring import Scorer, Scores, check_bundle, entropy
-from ..method.text import FORMATS, TextFields, render
+from .reuse import other_tag, scoring_tag, stored_values
 
 MODEL_TYPE = "daar_scorer"
-SCORE_KEYS = keys.SCORE_KEYS
 
 
 def _load_scorer(probe_path: str, model: str | None = None, batch_size: int = 32, dtype: str | None = None, device: str = "cpu") -> Scorer:
@@ -53,26 +52,63 @@ _CHUNK = 1000  # rows rendered and scored together
 
 @dataclass
 class Scored:
-    """Scores of one batch, one entry per row."""
+    """Scores of one batch, one entry per row, each list named as in ``reuse.VALUE_NAMES``."""
 
-    domains: list[str]
-    subdomains: list[int]
+    domain: list[str]
+    subdomain: list[int]
     probs: list[list[float]]
-    reward: list[float]
-    entropy: list[float]
-    issues: list[str]
+    predictor: list[float]
+    probe_entropy: list[float]
+    issue: list[str]
     tag: str  # scoring tag of the heads that actually scored the batch and the op's text settings
 
     def row(self, j: int) -> dict[str, Any]:
-        """Every value of row ``j`` by name (see ``ScoringOp.values``), and ``bundle``: the tag it was scored under."""
-        return {
-            "domain": self.domains[j], "subdomain": self.subdomains[j], "probs": self.probs[j], "predictor": self.reward[j],
-            "probe_entropy": self.entropy[j], "issue": self.issues[j], "bundle": self.tag,
-        }
+        """Every value of row ``j`` by name, and ``bundle``: the tag it was scored under."""
+        return {**{f.name: getattr(self, f.name)[j] for f in fields(self) if f.name != "tag"}, "bundle": self.tag}
 
 
-#: the parameters every DaaR op takes, documented once; appended to each op's ``__init__`` docstring
-SHARED_PARAMS_DOC = """
+@dataclass(frozen=True)
+class Failure:
+    """A batch that failed in a worker: its rows and the first line of the error."""
+
+    rows: int
+    error: str  # exception type
+    message: str
+
+    @classmethod
+    def of(cls, rows: int, exc: Exception) -> Failure:
+        return cls(rows, type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+
+
+class ScoringOp:
+    """Base of the DaaR ops: the shared parameters (validated at construction), lazy per-worker
+    model loading, the one reuse-or-score path (``values``) and the failure accounting that stops
+    a run instead of losing rows.
+
+    Data-Juicer reads an op's parameters from the ``__init__`` signatures along its MRO, so the
+    shared parameters are declared once, here, keyword-only; each op's own ``__init__`` takes its
+    own parameters and passes the rest on.
+    """
+
+    reuse_hint = ""  # said when this op scores rows no earlier op scored (selectors: how to avoid it)
+
+    def __init__(
+        self,
+        *args,
+        probe_path: str = "",
+        model_path: str | None = None,
+        model_batch_size: int = 32,
+        model_dtype: str = "auto",
+        text_format: str = "auto",
+        input_key: str = "input",
+        output_key: str = "output",
+        messages_key: str = "messages",
+        conversations_key: str = "conversations",
+        **kwargs,
+    ):
+        """
+        The parameters every DaaR op takes.
+
         :param probe_path: bundle directory written by ``daar train`` (required).
         :param model_path: backbone directory to use instead of the one the bundle names; it must
             hold the same weights (checked). ``None`` uses the bundle's model.
@@ -92,28 +128,23 @@ SHARED_PARAMS_DOC = """
             (``human``, ``gpt``, ``system``, ...).
         :param args: extra args
         :param kwargs: extra args
-"""
-
-
-class ScoringOp:
-    """Mixin for the DaaR ops: the shared parameters (validated at construction, see
-    ``SHARED_PARAMS_DOC``), lazy per-worker model loading, the one reuse-or-score path (``values``)
-    and the failure accounting that stops a run instead of losing rows.
-
-    Data-Juicer reads each op's parameters from its own ``__init__`` signature, so the shared
-    parameters are repeated in every op's signature; their documentation lives here only.
-    """
-
-    reuse_hint = ""  # said when this op scores rows no earlier op scored (selectors: how to avoid it)
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is not None and init.__doc__:
-            init.__doc__ = init.__doc__.rstrip() + "\n" + SHARED_PARAMS_DOC
+        """
+        super().__init__(*args, **kwargs)
+        self._init_scoring(
+            probe_path=probe_path,
+            model_path=model_path,
+            model_batch_size=model_batch_size,
+            model_dtype=model_dtype,
+            text_format=text_format,
+            input_key=input_key,
+            output_key=output_key,
+            messages_key=messages_key,
+            conversations_key=conversations_key,
+        )
 
     def _init_scoring(
         self,
+        *,
         probe_path: str,
         model_path: str | None,
         model_batch_size: int,
@@ -125,27 +156,33 @@ class ScoringOp:
         conversations_key: str,
     ) -> None:
         if not isinstance(probe_path, (str, Path)) or not str(probe_path):
-            raise ValueError(f"{self._name}: probe_path must be a bundle directory, got {probe_path!r}")
+            raise ConfigError(f"{self._name}: probe_path must be a bundle directory, got {probe_path!r}")
         if model_path is not None and (not isinstance(model_path, (str, Path)) or not str(model_path)):
-            raise ValueError(f"{self._name}: model_path must be a model directory or null, got {model_path!r}")
+            raise ConfigError(f"{self._name}: model_path must be a model directory or null, got {model_path!r}")
         if not isinstance(model_batch_size, int) or isinstance(model_batch_size, bool) or model_batch_size < 1:
-            raise ValueError(f"{self._name}: model_batch_size must be a positive integer, got {model_batch_size!r}")
+            raise ConfigError(f"{self._name}: model_batch_size must be a positive integer, got {model_batch_size!r}")
         choice(self._name, "model_dtype", model_dtype, DTYPE_CHOICES, nullable=True)
         choice(self._name, "text_format", text_format, FORMATS)
-        fields = {"input_key": input_key, "output_key": output_key, "messages_key": messages_key,
-                  "conversations_key": conversations_key, "text_key": self.text_key, "instruction_key": self.instruction_key}
-        for name, value in fields.items():
+        field_names = {
+            "input_key": input_key,
+            "output_key": output_key,
+            "messages_key": messages_key,
+            "conversations_key": conversations_key,
+            "text_key": self.text_key,
+            "instruction_key": self.instruction_key,
+        }
+        for name, value in field_names.items():
             if not isinstance(value, str) or not value:
-                raise ValueError(f"{self._name}: {name} must be a field name (a non-empty string), got {value!r}")
+                raise ConfigError(f"{self._name}: {name} must be a field name (a non-empty string), got {value!r}")
         # everything checkable without the forward pass fails here, at start, in one line: a worker's
         # error would be swallowed by skip_op_error and its rows dropped
         manifest, _ = check_bundle(probe_path, model_path)
         warn_dropped_rows()
         watch_head(self._name)
         self.probe_path = str(Path(probe_path).resolve())
-        self.domain_names = [d["name"] for d in manifest["domains"]]
+        self.domain_names = manifest.domain_names
         # part of the op's cache fingerprint: retraining into the same path invalidates cached results
-        self.bundle_fingerprint = manifest_fingerprint(manifest)
+        self.bundle_fingerprint = manifest.fingerprint
         self.text_fields = TextFields(
             fmt=text_format,
             instruction_key=self.instruction_key,
@@ -173,14 +210,15 @@ class ScoringOp:
         os.close(fd)
         try:
             out = super().run(dataset, *args, **kwargs)
-            failures = Path(self.failure_log).read_text(encoding="utf-8").splitlines()
+            lines = Path(self.failure_log).read_text(encoding="utf-8").splitlines()
         finally:
             Path(self.failure_log).unlink(missing_ok=True)
+        failures = [Failure(**json.loads(line)) for line in lines]
         if failures:
-            lost = sum(int(line.split(" ", 1)[0]) for line in failures)
+            first = failures[0]
             raise ScoringFailed(
-                f"{self._name}: scoring failed in {len(failures)} batch(es), {lost} rows ({failures[0].split(' ', 1)[1]}); "
-                "stopping so that no row is lost silently"
+                f"{self._name}: scoring failed in {len(failures)} batch(es), {sum(f.rows for f in failures)} rows "
+                f"({first.error}: {first.message}); stopping so that no row is lost silently"
             )
         return out
 
@@ -188,9 +226,8 @@ class ScoringOp:
         """Record, from a worker, that a batch of ``rows`` failed (read back by ``run``)."""
         path = getattr(self, "failure_log", None)
         if path:
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
             with open(path, "a", encoding="utf-8") as fh:
-                fh.write(f"{rows} {type(exc).__name__}: {first}\n")
+                fh.write(json.dumps(asdict(Failure.of(rows, exc))) + "\n")
 
     def _scorer(self, rank: int | None = None) -> Scorer:
         scorer = model_utils.get_model(self.model_key, rank=rank, use_cuda=self.use_cuda())
@@ -205,16 +242,30 @@ class ScoringOp:
         t0 = time.perf_counter()
         scorer = self._scorer(rank)
         t1 = time.perf_counter()
-        scores: Scores = scorer.score([r.text for r in rendered])
+        scores = scorer.score([r.text for r in rendered])
         t2 = time.perf_counter()
         load = f", model load {t1 - t0:.1f} s" if t1 - t0 > 0.05 else ""
-        logger.info(f"{self._name}: backbone embedded {len(rows)} samples in {t2 - t1:.1f} s ({len(rows) / max(t2 - t1, 1e-9):.1f}/s{load}){ray_node()}")
+        logger.info(
+            f"{self._name}: backbone embedded {len(rows)} samples in {t2 - t1:.1f} s "
+            f"({len(rows) / max(t2 - t1, 1e-9):.1f}/s{load}){ray_node()}"
+        )
         issues = [r.issue for r in rendered]
         odd = Counter(i for i in issues if i)
         if odd:
-            logger.warning(f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined result and was kept")
+            logger.warning(
+                f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined "
+                "result and was kept"
+            )
         tag = scoring_tag(scorer.fingerprint, self.text_fields, scorer.backbone.dtype)
-        return Scored(scores.domains, scores.subdomains.tolist(), scores.probs.tolist(), scores.reward.tolist(), scores.entropy.tolist(), issues, tag)
+        return Scored(
+            scores.domains,
+            scores.subdomains.tolist(),
+            scores.probs.tolist(),
+            scores.predictor.tolist(),
+            scores.probe_entropy.tolist(),
+            issues,
+            tag,
+        )
 
     def values(
         self,
@@ -224,18 +275,23 @@ class ScoringOp:
         rows_of: Callable[[list[int]], Sequence[Any]],
         rank: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The one reuse-or-score path of every op: per row, the ``wanted`` values ("domain", "subdomain",
-        "probs", "predictor", "probe_entropy", "issue") and ``bundle``, the tag they belong to. Values an earlier op stored under this
-        op's tag are reused; every other row is scored here, ``rows_of(indices)`` giving its samples."""
+        """The one reuse-or-score path of every op: per row, the ``wanted`` values (of
+        ``reuse.VALUE_NAMES``) and ``bundle``, the tag they belong to. Values an earlier op stored
+        under this op's tag are reused; every other row is scored here, ``rows_of(indices)`` giving
+        its samples."""
         out = [stored_values(stat, meta, self.tag, wanted) for stat, meta in zip(stats, metas)]
         todo = [i for i, v in enumerate(out) if v is None]
         if not todo:
             return out
-        stale = sum(_other_tag(stats[i], metas[i], self.tag) for i in todo)
+        stale = sum(other_tag(stats[i], metas[i], self.tag) for i in todo)
         if stale:
-            logger.info(f"{self._name}: {stale} of {len(out)} samples carried DaaR values of another bundle or text setting; scoring them again")
+            logger.info(
+                f"{self._name}: {stale} of {len(out)} samples carried DaaR values of another bundle or text setting; scoring them again"
+            )
         if self.reuse_hint and len(todo) > stale:
-            logger.info(f"{self._name}: {len(todo) - stale} of {len(out)} samples have no DaaR values yet; scoring them here ({self.reuse_hint})")
+            logger.info(
+                f"{self._name}: {len(todo) - stale} of {len(out)} samples have no DaaR values yet; scoring them here ({self.reuse_hint})"
+            )
         for start in range(0, len(todo), _CHUNK):
             chunk = todo[start : start + _CHUNK]
             scored = self.score_rows(rows_of(chunk), rank)
@@ -252,22 +308,18 @@ class ScoringOp:
 
 
 def choice(who: str, name: str, value: Any, allowed: Sequence[str], nullable: bool = False) -> None:
-    """One-line ``ValueError`` unless ``value`` is one of the ``allowed`` names (or None when ``nullable``)."""
+    """One-line ``ConfigError`` unless ``value`` is one of the ``allowed`` names (or None when ``nullable``)."""
     if (value is None and nullable) or (isinstance(value, str) and value in allowed):
         return
-    raise ValueError(f"{who}: {name} must be one of {', '.join(allowed)}{' or null' if nullable else ''}, got {value!r}")
+    raise ConfigError(f"{who}: {name} must be one of {', '.join(allowed)}{' or null' if nullable else ''}, got {value!r}")
 
 
 def finite_number(who: str, name: str, value: Any, nullable: bool = True) -> None:
-    """One-line ``ValueError`` unless ``value`` is a finite int/float (or None when ``nullable``)."""
+    """One-line ``ConfigError`` unless ``value`` is a finite int/float (or None when ``nullable``)."""
     if value is None and nullable:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{who}: {name} must be a finite number{' or null' if nullable else ''}, got {value!r}")
-
-
-class ScoringFailed(RuntimeError):
-    """Scoring failed in a worker after the op was built; the run must not go on without those rows."""
+        raise ConfigError(f"{who}: {name} must be a finite number{' or null' if nullable else ''}, got {value!r}")
 
 
 def guarded(method: Callable) -> Callable:
@@ -282,46 +334,3 @@ def guarded(method: Callable) -> Callable:
             raise
 
     return wrapper
-
-
-def scoring_tag(bundle_fingerprint: str, fields: TextFields, dtype: str) -> str:
-    """What a stored DaaR value depends on: the bundle's heads, how rows were rendered and the
-    backbone's number format."""
-    return hashlib.sha256(json.dumps([bundle_fingerprint, asdict(fields), dtype], sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _tag_of(record: Any) -> str | None:
-    return record.get(keys.BUNDLE) if isinstance(record, dict) else None
-
-
-def _other_tag(stat: Any, meta: Any, tag: str) -> bool:
-    """The row carries DaaR values, none of them under ``tag`` (another bundle or text setting)."""
-    tags = {_tag_of(stat), _tag_of(meta)} - {None}
-    return bool(tags) and tag not in tags
-
-
-def _stored(stat: dict, meta: dict, name: str) -> Any:
-    """Where each value name is kept: scores in the filter's stats, else the mapper's meta."""
-    if name == "predictor":
-        return stat[keys.DIVERSITY] if stat.get(keys.DIVERSITY) is not None else meta.get(keys.DIVERSITY)
-    if name == "probe_entropy":
-        if stat.get(keys.PROBE_ENTROPY) is not None:
-            return stat[keys.PROBE_ENTROPY]
-        probs = meta.get(keys.DOMAIN_PROBS)
-        return None if probs is None else float(entropy(torch.tensor(probs, dtype=torch.float32)))
-    return meta.get({"domain": keys.DOMAIN, "subdomain": keys.SUBDOMAIN, "probs": keys.DOMAIN_PROBS, "issue": keys.ISSUE}[name])
-
-
-def stored_values(stat: Any, meta: Any, tag: str, wanted: Sequence[str]) -> dict[str, Any] | None:
-    """The ``wanted`` values an earlier op stored for a row (its stats and meta dicts) under
-    ``tag``, plus ``bundle``; None when any is missing. A record written under another tag counts
-    as missing. Pure, so Ray workers use it too."""
-    stat = stat if _tag_of(stat) == tag else {}
-    meta = meta if _tag_of(meta) == tag else {}
-    out: dict[str, Any] = {"bundle": tag}
-    for name in wanted:
-        value = _stored(stat, meta, name)
-        if value is None:
-            return None
-        out[name] = value
-    return out

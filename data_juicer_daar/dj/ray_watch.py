@@ -26,7 +26,7 @@ def _ray():
 
 
 def ray_node() -> str:
-    """" on Ray node <id>" inside a Ray worker or driver, "" elsewhere: says where rows were scored."""
+    """ " on Ray node <id>" inside a Ray worker or driver, "" elsewhere: says where rows were scored."""
     ray = _ray()
     return f" on Ray node {ray.get_runtime_context().get_node_id()[:12]}" if ray else ""
 
@@ -66,8 +66,10 @@ def watch_address(host: str, port: int, who: str, interval: float = 0.1, misses:
             if failed >= misses:
                 if "ray" in sys.modules and not sys.modules["ray"].is_initialized():
                     return  # the run shut Ray down itself: nothing was lost
-                message = (f"{who}: the Ray head at {host}:{port} stopped answering mid-run; the rows on the cluster and "
-                           "their scores are lost, so the run stops here (any export it began is incomplete): rerun once the head is back")
+                message = (
+                    f"{who}: the Ray head at {host}:{port} stopped answering mid-run; the rows on the cluster and "
+                    "their scores are lost, so the run stops here (any export it began is incomplete): rerun once the head is back"
+                )
                 logger.error(message)
                 for stream in (sys.stdout, sys.stderr):
                     try:

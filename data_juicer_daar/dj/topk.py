@@ -1,31 +1,68 @@
-"""Top-k selection inside Data-Juicer: the one path both selector ops (default and Ray) share."""
+"""Top-k selection inside Data-Juicer: the one signature and path both selector ops share, and the
+Ray executor's version of the same pick (``select_on_ray``)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from data_juicer.utils.constant import Fields
+from loguru import logger
 
-from ..keys import SCORE_KEYS
-from .op_base import ScoringOp, choice
+from .. import keys
+from ..errors import ConfigError
 from ..method.selection import TopkSpec
+from .op_base import ScoringOp, choice
+from .reuse import stored_values
+
+POSITION = "__daar_position__"  # temporary Ray column: each row's input position
 
 
-def ranking(values: Sequence[dict[str, Any]], source: str) -> tuple[list[float], list[str], list[int]]:
-    """(score, domain, sub-domain) per row from ``ScoringOp.values`` / ``stored_values`` dicts
-    ("" and -1 = not asked for)."""
+def score_columns(values: Sequence[dict[str, Any]], source: str) -> tuple[list[float], list[str], list[int]]:
+    """(the score named ``source``, domain, sub-domain) per row from ``ScoringOp.values`` /
+    ``stored_values`` dicts ("" and -1 where not asked for)."""
     return [float(v[source]) for v in values], [v.get("domain") or "" for v in values], [int(v.get("subdomain", -1)) for v in values]
 
 
 class TopkOp(ScoringOp):
-    """Mixin of the selector ops: validated top-k request, the score and domains it needs, the pick."""
+    """Base of the two selector ops (Data-Juicer's Selector, and a Pipeline op for Ray): one
+    signature, the validated top-k request, the values it needs and the pick."""
 
     reuse_hint = "put daar_domain_probe_mapper / daar_diversity_score_filter with the same settings before the selector to reuse their pass"
 
-    def _init_topk(self, topk, top_ratio, mode: str, domain_ratios, score_source: str, coverage: bool) -> None:
+    def __init__(
+        self,
+        topk: int | None = None,
+        top_ratio: float | None = None,
+        mode: str = "overall",
+        domain_ratios: dict | None = None,
+        score_source: str = keys.DEFAULT_SCORE,
+        coverage: bool = False,
+        *args,
+        **kwargs,
+    ):
+        """
+        Initialization method (the parameters every DaaR op takes: ``ScoringOp.__init__``).
+
+        :param topk: number of samples to keep (positive integer); ``None`` = no count limit.
+        :param top_ratio: fraction of the samples to keep, in [0, 1] (rounded down); ``None`` = no
+            ratio limit. At least one of ``topk`` and ``top_ratio`` must be set; with both, the
+            smaller selection applies.
+        :param mode: "overall" (default: the paper's, the whole pool), "balanced" (an equal share
+            of the budget per bundle domain) or "custom" (the shares in ``domain_ratios``).
+        :param domain_ratios: for ``custom`` only: {domain name: share of the budget}, bundle domain
+            names only, shares summing to 1. Domains left out get no quota.
+        :param score_source: the score that ranks the samples: "probe_entropy" (the probe's own
+            calibrated entropy, stats ``daar_probe_entropy``; default, see ``keys.DEFAULT_SCORE``)
+            or "predictor" (the paper's reward head, stats ``daar_diversity``).
+        :param coverage: spread each budget (the pool's, or each domain's quota) over the bundle's
+            sub-domains (meta ``daar_subdomain``) in proportion to their rows, and fill each
+            sub-domain's part with its best samples, so no sub-domain is passed over (default false).
+        """
+        super().__init__(*args, **kwargs)
         self.spec = TopkSpec.build(self._name, topk, top_ratio, mode, domain_ratios, self.domain_names, coverage)
-        choice(self._name, "score_source", score_source, tuple(SCORE_KEYS))
+        choice(self._name, "score_source", score_source, tuple(keys.SCORES))
         self.score_source = score_source
 
     @property
@@ -36,8 +73,7 @@ class TopkOp(ScoringOp):
 
     def pick(self, values: Sequence[dict[str, Any]]) -> np.ndarray:
         """Indices (ascending) of the rows to keep."""
-        scores, domains, groups = ranking(values, self.score_source)
-        return self.spec.pick(scores, domains, groups)
+        return self.spec.pick(*score_columns(values, self.score_source))
 
     def select_dataset(self, dataset):
         """The selection on a Data-Juicer dataset; values earlier ops did not store are scored here."""
@@ -48,3 +84,57 @@ class TopkOp(ScoringOp):
         metas = dataset[Fields.meta] if Fields.meta in dataset.column_names else [None] * n
         values = self.values(self.wanted, stats, metas, lambda rows: dataset.select(rows).to_list())
         return dataset.select(self.pick(values).tolist())
+
+
+def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Sequence[str], who: str):
+    """The selection on a Ray dataset whose rows an earlier op scored under ``tag``: only (position,
+    score, domain, sub-domain) per row reaches the driver, which picks; the rows are then filtered
+    on the nodes that hold them."""
+    import pyarrow as pa
+    import ray
+
+    # Ray Data is lazy: without this, every later consumption (count, zip, export) would rerun
+    # the upstream ops, backbone included
+    dataset = dataset.materialize()
+    columns = set(dataset.columns())  # cheap once materialized
+    needs_meta = bool(spec.shares) or spec.coverage
+    if Fields.stats not in columns or (needs_meta and Fields.meta not in columns):
+        needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if needs_meta else "daar_diversity_score_filter"
+        raise ConfigError(f"{who}: under Ray, put {needed} (same probe_path) before this op")
+    n = dataset.count()
+    if spec.budget(n) >= n:
+        return dataset
+    logger.info(f"{who}: gathering the {source} score, domain and sub-domain of {n} rows on the driver (the rows stay on their nodes)")
+    positions = ray.data.range(n).rename_columns({"id": POSITION})
+    tagged = dataset.zip(positions).materialize()  # fixed blocks: positions travel with the rows
+
+    def extract(table: pa.Table) -> pa.Table:
+        stats = table.column(Fields.stats).to_pylist()
+        metas = table.column(Fields.meta).to_pylist() if Fields.meta in table.column_names else [None] * len(stats)
+        values = [stored_values(stat, meta, tag, wanted) for stat, meta in zip(stats, metas)]
+        if None in values:
+            raise ConfigError(
+                f"{who}: a row has no {keys.SCORES[source].stats_key} stats of this bundle and text settings; "
+                "put daar_diversity_score_filter (same probe_path and text settings) before this op"
+            )
+        scores, domains, groups = score_columns(values, source)
+        return pa.table({POSITION: table.column(POSITION), "score": scores, "domain": domains, "subdomain": groups})
+
+    scores = np.zeros(n)
+    domains = np.empty(n, dtype=object)
+    groups = np.full(n, -1, dtype=np.int64)
+    for batch in tagged.map_batches(extract, batch_format="pyarrow").iter_batches(batch_format="pyarrow"):
+        pos = batch.column(POSITION).to_numpy()
+        scores[pos] = batch.column("score").to_numpy()
+        domains[pos] = batch.column("domain").to_pylist()
+        groups[pos] = batch.column("subdomain").to_numpy()
+    keep = np.zeros(n, dtype=bool)
+    keep[spec.pick(scores, domains.tolist(), groups)] = True
+    keep_ref = ray.put(keep)
+    logger.info(f"{who}: keeping {int(keep.sum())} of {n} rows, filtered on the nodes that hold them")
+
+    def keep_rows(table: pa.Table) -> pa.Table:
+        mask = ray.get(keep_ref)[table.column(POSITION).to_numpy()]
+        return table.filter(pa.array(mask)).drop_columns([POSITION])
+
+    return tagged.map_batches(keep_rows, batch_format="pyarrow")

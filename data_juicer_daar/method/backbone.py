@@ -11,15 +11,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from loguru import logger
 from tqdm import tqdm
 
-from ..errors import ConfigError
 from .models import model_fingerprint, model_label, quiet_loading, resolve_model
+from ..errors import ConfigError
 
 
 @dataclass
@@ -47,14 +47,16 @@ DTYPE_CHOICES = (AUTO, *DTYPES)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     """This CPU's feature flags (Linux ``flags``/Arm ``Features`` lines; empty when unknown)."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:
         return frozenset()
-    return frozenset(f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features") for f in line.split(":", 1)[1].split())
+    return frozenset(
+        f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features") for f in line.split(":", 1)[1].split()
+    )
 
 
 def native_bf16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
@@ -136,15 +138,13 @@ class Backbone:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # blocks >= L are absent from the config, so their weights are skipped at load time
         with quiet_loading():
-            self.model = AutoModel.from_pretrained(
-                self.model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code
-            )
+            self.model = AutoModel.from_pretrained(self.model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
         self.model.eval().requires_grad_(False).to(self.device)
         self.dim = int(config.hidden_size)
         how = f"{'auto: ' if dtype_setting in (None, AUTO) else ''}{self.dtype}"
         logger.info(f"backbone {self.model_label}: {num_layers}/{total} blocks on {self.device} in {how}")
 
-    def to(self, device: str) -> "Backbone":
+    def to(self, device: str) -> Backbone:
         """Move to ``device`` (Data-Juicer's model management calls this when it frees models)."""
         self.model.to(device)
         self.device = str(device)

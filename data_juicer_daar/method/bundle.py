@@ -23,9 +23,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..errors import DaarError
 from .heads import Head
+from .manifest import Manifest, digest
 from .subdomains import Subdomains
+from ..errors import BundleError
 
 FORMAT_VERSION = 2  # 2: sub-domains and the manifest's own digest
 MANIFEST = "manifest.json"
@@ -33,43 +34,28 @@ WEIGHTS = "heads.safetensors"
 SYNTHETIC = "synthetic.jsonl"
 
 
-class BundleError(DaarError, RuntimeError):
-    """A probe bundle is missing, damaged or incompatible (one-line message)."""
-
-
 @dataclass
 class Bundle:
     path: Path
-    manifest: dict
+    manifest: Manifest
     probe: Head
     predictor: Head
     subdomains: Subdomains
 
     @property
     def domains(self) -> list[str]:
-        return [d["name"] for d in self.manifest["domains"]]
+        return self.manifest.domain_names
 
     @property
     def fingerprint(self) -> str:
-        return manifest_fingerprint(self.manifest)
-
-
-def manifest_fingerprint(manifest: dict) -> str:
-    """Changes whenever the bundle is retrained (the manifest holds the weights' digest)."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+        return self.manifest.fingerprint
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _manifest_digest(manifest: dict) -> str:
-    """Digest of everything in the manifest but the digest itself (any edit changes it)."""
-    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def save_bundle(out: str | Path, manifest: dict, probe: Head, predictor: Head, synthetic: list[dict], subdomains: Subdomains) -> Path:
+def save_bundle(out: str | Path, manifest: Manifest, probe: Head, predictor: Head, synthetic: list[dict], subdomains: Subdomains) -> Path:
     """Write a bundle atomically: a crash never leaves a half-written bundle at ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -81,9 +67,9 @@ def save_bundle(out: str | Path, manifest: dict, probe: Head, predictor: Head, s
         save_file(tensors, str(staging / WEIGHTS))
         with jsonlines.open(staging / SYNTHETIC, "w") as writer:
             writer.write_all(synthetic)
-        manifest = {**manifest, "format_version": FORMAT_VERSION, "weights_sha256": _sha256(staging / WEIGHTS)}
-        manifest["manifest_sha256"] = _manifest_digest(manifest)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        data = {**manifest.to_dict(), "format_version": FORMAT_VERSION, "weights_sha256": _sha256(staging / WEIGHTS)}
+        data["manifest_sha256"] = digest(data)
+        (staging / MANIFEST).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -96,7 +82,8 @@ def save_bundle(out: str | Path, manifest: dict, probe: Head, predictor: Head, s
     return out
 
 
-def read_manifest(path: str | Path) -> dict:
+def read_manifest(path: str | Path) -> Manifest:
+    """The bundle's manifest, checked: format version, digest, every entry present."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"probe bundle {path} does not exist (train one with `daar train --corpus FILE --out {path}`)")
@@ -118,9 +105,9 @@ def read_manifest(path: str | Path) -> dict:
             f"probe bundle {path} has format {manifest['format_version']}, written by an older version "
             f"(no sub-domains, manifest not integrity-checked): retrain it with `daar train`"
         )
-    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+    if manifest.get("manifest_sha256") != digest(manifest):
         raise BundleError(f"probe bundle {path}: {MANIFEST} was edited after training (its digest differs): restore it or retrain")
-    return manifest
+    return Manifest.from_dict(manifest, f"probe bundle {path}")
 
 
 def read_synthetic(path: str | Path) -> list[dict]:
@@ -128,19 +115,18 @@ def read_synthetic(path: str | Path) -> list[dict]:
         return list(reader)
 
 
-def _expected_shapes(manifest: dict) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(manifest: Manifest) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape the manifest implies (built on the meta device: no kernels run)."""
-    heads = manifest["heads"]
-    dim, k = int(manifest["backbone"]["dim"]), len(manifest["domains"])
+    dim, k = int(manifest.backbone.dim), len(manifest.domains)
     with torch.device("meta"):
-        parts = {"probe.": Head(dim, k, heads["hidden"]), "predictor.": Head(dim, 1, heads["hidden"])}
+        parts = {"probe.": Head(dim, k, manifest.hidden), "predictor.": Head(dim, 1, manifest.hidden)}
     shapes = {prefix + n: tuple(t.shape) for prefix, head in parts.items() for n, t in head.state_dict().items()}
-    count = int(manifest["subdomains"]["count"])
+    count = manifest.subdomain_count
     shapes.update({"subdomains.mean": (dim,), "subdomains.scale": (dim,), "subdomains.centroids": (count, dim)})
     return shapes
 
 
-def verify_bundle(path: str | Path) -> dict:
+def verify_bundle(path: str | Path) -> Manifest:
     """Check a bundle without loading its heads (manifest, weights digest, every tensor's name and
     shape); returns the manifest. No torch kernel runs, so ops call it before Data-Juicer forks."""
     path = Path(path)
@@ -148,7 +134,7 @@ def verify_bundle(path: str | Path) -> dict:
     weights = path / WEIGHTS
     if not weights.is_file():
         raise BundleError(f"probe bundle {path} has no {WEIGHTS}")
-    if _sha256(weights) != manifest.get("weights_sha256"):
+    if _sha256(weights) != manifest.weights_sha256:
         raise BundleError(f"probe bundle {path}: {WEIGHTS} is corrupted (digest differs from the manifest)")
     try:
         expected = _expected_shapes(manifest)
@@ -160,7 +146,9 @@ def verify_bundle(path: str | Path) -> dict:
         raise BundleError(f"probe bundle {path}: {WEIGHTS} is unreadable ({exc})") from None
     if found != expected:
         name = next(n for n in sorted(set(found) | set(expected)) if found.get(n) != expected.get(n))
-        raise BundleError(f"probe bundle {path}: weights do not match the manifest ({name}: {found.get(name)} in the file, {expected.get(name)} expected)")
+        raise BundleError(
+            f"probe bundle {path}: weights do not match the manifest ({name}: {found.get(name)} in the file, {expected.get(name)} expected)"
+        )
     return manifest
 
 
@@ -168,9 +156,8 @@ def load_bundle(path: str | Path) -> Bundle:
     """Load and validate a bundle directory."""
     path = Path(path)
     manifest = verify_bundle(path)
-    heads = manifest["heads"]
-    dim, k = int(manifest["backbone"]["dim"]), len(manifest["domains"])
-    probe, predictor = Head(dim, k, heads["hidden"]), Head(dim, 1, heads["hidden"])
+    dim, k = int(manifest.backbone.dim), len(manifest.domains)
+    probe, predictor = Head(dim, k, manifest.hidden), Head(dim, 1, manifest.hidden)
     tensors = load_file(str(path / WEIGHTS))
     for prefix, head in (("probe.", probe), ("predictor.", predictor)):
         head.load_state_dict({n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)}, strict=True)

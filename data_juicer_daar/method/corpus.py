@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-from ..errors import DaarError
-
-
-class CorpusError(DaarError, ValueError):
-    """The corpus cannot be used (one-line message naming the file and line)."""
+from ..errors import CorpusError
 
 
 def parse_line(raw: bytes, where: str) -> object:
@@ -19,7 +14,9 @@ def parse_line(raw: bytes, where: str) -> object:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); re-encode the file as UTF-8") from None
+        raise CorpusError(
+            f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); re-encode the file as UTF-8"
+        ) from None
     try:
         value = json.loads(text)
     except RecursionError:
@@ -31,7 +28,10 @@ def parse_line(raw: bytes, where: str) -> object:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise CorpusError(f"{where}: holds a lone surrogate escape (e.g. \"\\ud800\"), which Data-Juicer's loader refuses for the whole file; remove or replace it") from None
+        raise CorpusError(
+            f'{where}: holds a lone surrogate escape (e.g. "\\ud800"), which Data-Juicer\'s loader refuses for the whole file; '
+            "remove or replace it"
+        ) from None
     except RecursionError:
         raise CorpusError(f"{where}: nested too deeply to read; flatten or drop that row") from None
     return value

@@ -76,7 +76,9 @@ class CpuShare:
         threads = max(1, self.threads() // max(1, share))
         if threads != torch.get_num_threads():
             if threads < len(self.cores) // max(1, share):
-                logger.info(f"{who}: other processes keep {len(self.cores) - threads * share} of {len(self.cores)} cores busy; "
-                            f"torch uses {threads} thread(s)")
+                logger.info(
+                    f"{who}: other processes keep {len(self.cores) - threads * share} of {len(self.cores)} cores busy; "
+                    f"torch uses {threads} thread(s)"
+                )
             torch.set_num_threads(threads)
         return threads

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ..errors import DomainFileError
 
-from ..errors import DaarError
 
 DEFAULT_DOMAINS_FILE = Path(__file__).parent.parent / "resources" / "default_domains.yaml"
 
@@ -26,10 +26,6 @@ class Domain:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "examples": list(self.examples)}
-
-
-class DomainFileError(DaarError, ValueError):
-    """The domain file is unreadable or invalid (one-line message)."""
 
 
 def _parse(raw: Any, source: str) -> list[Domain]:

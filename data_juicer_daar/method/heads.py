@@ -1,9 +1,18 @@
-"""The two MLP heads over backbone features: domain probe (K logits) and diversity predictor (1)."""
+"""The two MLP heads over backbone features, domain probe (K logits) and diversity predictor (1),
+and how one is fitted on cached features (``HeadConfig``, ``fit_head``, ``fit_temperature``)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
 import torch
 from torch import nn
+
+from ..errors import ConfigError, TrainingError
+from ..options import int_list, option
 
 
 def default_hidden(dim: int) -> list[int]:
@@ -37,3 +46,89 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (n, d) -> (n, out)
         return self.mlp((x - self.mean) / self.scale) / self.temperature
+
+
+@dataclass
+class HeadConfig:
+    """How both heads are fitted: AdamW on the cached features, early stopping on held-out rows."""
+
+    hidden: list[int] | None = option(None, parse=int_list, help="head widths, comma-separated (default: 2d,d,d/2,256, the paper's)")
+    lr: float = option(1e-3, help="AdamW learning rate")
+    weight_decay: float = option(0.01, help="AdamW weight decay")
+    head_batch_size: int = option(128, help="rows per head training step")
+    max_epochs: int = option(200, help="epochs per head at most")
+    patience: int = option(10, help="early-stopping patience: epochs without validation improvement")
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"lr must be a finite number > 0 and weight_decay one >= 0, got {self.lr} and {self.weight_decay}")
+
+
+def new_head(dim: int, out: int, hidden: list[int], seed: int) -> Head:
+    """A freshly initialised head; the seed fixes its initial weights."""
+    torch.manual_seed(seed)
+    return Head(dim, out, hidden)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a head's training went."""
+
+    val_loss: float  # best validation loss
+    best_epoch: int  # 1-based epoch of that loss (the weights kept)
+    epochs: int  # epochs run
+
+
+def fit_head(
+    head: Head, x: torch.Tensor, y: torch.Tensor, val: np.ndarray, config: HeadConfig, seed: int, task: Literal["classify", "regress"]
+) -> Fit:
+    """Fit ``head`` on the rows of ``x`` outside ``val`` (positions in ``x``) with AdamW; early
+    stopping on the ``val`` rows' loss. ``classify``: ``y`` holds class indices (cross-entropy);
+    ``regress``: ``y`` holds the targets of a 1-output head (MSE)."""
+    classify = task == "classify"
+    loss_fn = torch.nn.functional.cross_entropy if classify else torch.nn.functional.mse_loss
+    train = np.setdiff1d(np.arange(len(x)), val)
+    head.set_standardisation(x[train])
+    opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    xt, yt, xv, yv = x[train], y[train], x[val], y[val]
+
+    def predict(inputs: torch.Tensor) -> torch.Tensor:
+        out = head(inputs)
+        return out if classify else out.squeeze(-1)
+
+    best, best_state, best_epoch, epoch = math.inf, None, 0, 0
+    for epoch in range(config.max_epochs):
+        head.train()
+        for batch in torch.randperm(len(xt), generator=gen).split(config.head_batch_size):
+            opt.zero_grad()
+            loss_fn(predict(xt[batch]), yt[batch]).backward()
+            opt.step()
+        head.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(predict(xv), yv))
+        if val_loss < best - 1e-6:
+            best, best_epoch = val_loss, epoch
+            best_state = {k: v.clone() for k, v in head.state_dict().items()}
+        elif epoch - best_epoch >= config.patience:
+            break
+    if best_state is None:
+        raise TrainingError(f"the validation loss was never finite in {epoch + 1} epochs: check the features (lr={config.lr})")
+    head.load_state_dict(best_state)
+    head.eval()
+    return Fit(best, best_epoch + 1, epoch + 1)
+
+
+@torch.no_grad()
+def fit_temperature(head: Head, x: torch.Tensor, labels: torch.Tensor) -> float:
+    """Set the probe's temperature to the one that minimises the NLL of ``labels`` on rows ``x``.
+
+    A 1-D search over a log grid (0.05 to 50): deterministic and needs no optimiser settings.
+    """
+    head.temperature.fill_(1.0)
+    logits = head(x)  # (n, K)
+    grid = torch.exp(torch.linspace(math.log(0.05), math.log(50.0), 400))
+    nll = torch.stack([torch.nn.functional.cross_entropy(logits / t, labels) for t in grid])
+    best = float(grid[int(nll.argmin())])
+    head.temperature.fill_(best)
+    return best

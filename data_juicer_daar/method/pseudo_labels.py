@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
-
 from ..errors import ConfigError
+
 
 METHODS = ("overcluster_cosine", "kmeans_cosine", "kmeans_embedding")
 

@@ -1,4 +1,4 @@
-"""Scoring with a trained bundle: texts -> domain probabilities, probe entropy and reward.
+"""Scoring with a trained bundle: texts -> domain probabilities and the two scores (probe entropy, predictor).
 
 This is the heavy capability the ops share; they only render samples and write keys.
 A text with nothing usable gets the defined no-text result: all-zero probabilities, entropy 0,
@@ -11,23 +11,28 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from .backbone import Backbone
-from .bundle import BundleError, load_bundle, verify_bundle
+from .bundle import load_bundle, verify_bundle
+from .manifest import Manifest
 from ..keys import NO_TEXT_DOMAIN
-from .models import ModelError, model_fingerprint, resolve_model
+from .models import model_fingerprint, resolve_model
 from .subdomains import NO_SUBDOMAIN
+from ..errors import BundleError, ModelError
 
 
 @dataclass
 class Scores:
+    """Per text, the probe's softmax, the two scores of ``keys.SCORES`` by their names, the domain
+    and the sub-domain."""
+
     probs: np.ndarray  # (n, K) probe softmax; zeros for no-text samples
-    entropy: np.ndarray  # (n,) probe entropy in [0, ln K]
-    reward: np.ndarray  # (n,) predicted diversity, clipped to [0, ln K]
+    probe_entropy: np.ndarray  # (n,) probe entropy in [0, ln K]
+    predictor: np.ndarray  # (n,) predicted diversity reward, clipped to [0, ln K]
     domains: list[str]  # argmax domain name per sample
     subdomains: np.ndarray  # (n,) int sub-domain; NO_SUBDOMAIN without text
 
@@ -37,25 +42,26 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
-def check_model(manifest: dict, probe_path: str | Path, model: str | None = None) -> Path:
+def check_model(manifest: Manifest, probe_path: str | Path, model: str | None = None) -> Path:
     """The backbone directory for a bundle's ``manifest``, checked without running it: directory,
     config and fingerprint against the bundle's. One-line ``ModelError``/``BundleError``."""
-    model_dir = resolve_model(model or manifest["backbone"]["model"])
+    facts = manifest.backbone
+    model_dir = resolve_model(model or facts.model)
     try:
         json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
-        fingerprint = model_fingerprint(model_dir, int(manifest["backbone"]["num_layers"]))
+        fingerprint = model_fingerprint(model_dir, int(facts.num_layers))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"model {model_dir}: config.json is unreadable or invalid ({type(exc).__name__})") from None
-    if fingerprint != manifest["backbone"]["fingerprint"]:
+    if fingerprint != facts.fingerprint:
         raise BundleError(
-            f"probe bundle {probe_path} was trained on backbone {manifest['backbone']['model']} "
-            f"(fingerprint {manifest['backbone']['fingerprint']}) but {model_dir} has "
+            f"probe bundle {probe_path} was trained on backbone {facts.model} "
+            f"(fingerprint {facts.fingerprint}) but {model_dir} has "
             f"fingerprint {fingerprint}: retrain the bundle for this model"
         )
     return model_dir
 
 
-def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[dict, Path]:
+def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[Manifest, Path]:
     """Everything about a bundle and its backbone that can be checked without loading either (heads'
     digest and shapes, model directory, config, fingerprint). Returns (manifest, model directory).
     Runs no torch kernel, so ops call it before Data-Juicer forks its workers."""
@@ -73,14 +79,16 @@ class Scorer:
     :param dtype: backbone number format, see ``Backbone`` ("auto"/``None``: ``resolve_dtype``).
     """
 
-    def __init__(self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None, dtype: str | None = None) -> None:
+    def __init__(
+        self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None, dtype: str | None = None
+    ) -> None:
         self.bundle = load_bundle(probe_path)
         m = self.bundle.manifest
         model_dir = check_model(m, probe_path, model)
         self.backbone = Backbone(
             model_dir,
-            num_layers=m["backbone"]["num_layers"],
-            max_length=m["backbone"]["max_length"],
+            num_layers=m.backbone.num_layers,
+            max_length=m.backbone.max_length,
             batch_size=batch_size,
             device=device,
             dtype=dtype,
@@ -92,7 +100,7 @@ class Scorer:
     def fingerprint(self) -> str:
         return self.bundle.fingerprint
 
-    def to(self, device: str) -> "Scorer":
+    def to(self, device: str) -> Scorer:
         self.backbone.to(device)
         return self
 

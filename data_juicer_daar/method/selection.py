@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class TopkSpec:
     coverage: bool = False
 
     @classmethod
-    def build(cls, who: str, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], coverage: bool = False) -> "TopkSpec":
+    def build(cls, who: str, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], coverage: bool = False) -> TopkSpec:
         """Validate op parameters (cheapest first); each problem is one ValueError line."""
         if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
             raise ValueError(f"{who}: topk must be a positive integer or null, got {topk!r}")

@@ -26,7 +26,7 @@ class Subdomains:
     centroids: np.ndarray  # (S, d) unit-length cluster centres in the cosine space
 
     @classmethod
-    def fit(cls, features: np.ndarray, count: int, seed: int) -> tuple["Subdomains", np.ndarray]:
+    def fit(cls, features: np.ndarray, count: int, seed: int) -> tuple[Subdomains, np.ndarray]:
         """``count`` clusters (fewer when the probe set is smaller) of (n, d) ``features``; returns
         the sub-domains and each probe row's sub-domain."""
         space = CosineSpace(features)

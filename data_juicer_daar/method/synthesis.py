@@ -9,9 +9,14 @@ accepted set. Generation stops at ``n_per_domain`` accepted or after ``max_attem
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,10 +25,13 @@ from tqdm import tqdm
 
 from .cpu_share import CpuShare
 from .domains import Domain
-from ..errors import ConfigError
 from ..options import option
-from .models import quiet_loading
-from .text import render
+from .models import cache_dir, model_fingerprint, quiet_loading, resolve_model
+from .text import TEMPLATE_VERSION, render
+
+if TYPE_CHECKING:
+    from .backbone import Backbone
+from ..errors import ConfigError
 
 _FIELD = re.compile(r"^\W*(instructions?|input|output|answer|response)\W*?:\s*(.*)$", re.IGNORECASE)
 _ALIASES = {"instructions": "instruction", "answer": "output", "response": "output"}
@@ -219,3 +227,70 @@ def synthesize(
         logger.info(f"synthesis {domain.name}: {result.summary()}")
         results.append(result)
     return results
+
+
+def synthesis_key(
+    domains: list[Domain], backbone: Backbone, instruct_dir: Path, config: SynthesisConfig, max_length: int, seed: int
+) -> str:
+    """What the synthetic examples depend on: models, domains, options, seed (not the pool)."""
+    payload = {
+        "backbone": backbone.fingerprint,
+        "instruct": model_fingerprint(instruct_dir),
+        "domains": [d.as_dict() for d in domains],
+        "synthesis": asdict(config),
+        "max_length": max_length,
+        "template": TEMPLATE_VERSION,
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_cached(path: Path) -> list[DomainSynthesis] | None:
+    try:
+        synth = [DomainSynthesis(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError):
+        logger.warning(f"cached synthetic examples {path} are unreadable: generating them again")
+        return None
+    logger.info(f"reusing cached synthetic examples {path} (same models, domains and options)")
+    return synth
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Stage 1a's result: each domain's accepted examples, and the manifest's synthesis entry."""
+
+    per_domain: list[DomainSynthesis]
+    entry: dict
+
+
+def examples_per_domain(
+    domains: list[Domain],
+    backbone: Backbone,
+    config: SynthesisConfig,
+    enabled: bool,
+    instruct_model: str | None,
+    max_length: int,
+    seed: int,
+) -> Examples:
+    """Each domain's accepted examples and the manifest's synthesis entry: the domain file's seeds
+    alone unless ``enabled``; then generated ones too, cached by their key
+    (``<cache>/synthesis/<key>.json``), so training on another pool with the same model, domains
+    and options generates nothing."""
+    embed = lambda texts: backbone.encode(texts).embeddings  # noqa: E731
+    if not enabled:
+        logger.info("synthesis off (default): the domain file's examples anchor the pseudo-domains; --synthesize generates more")
+        synth = synthesize(domains, None, embed, config, seed)
+        return Examples(synth, {"enabled": False, "per_domain": {s.name: s.summary() for s in synth}})
+    instruct_dir = resolve_model(instruct_model) if instruct_model else backbone.model_dir
+    key = synthesis_key(domains, backbone, instruct_dir, config, max_length, seed)
+    path = cache_dir() / "synthesis" / f"{key}.json"
+    synth = _read_cached(path)
+    if synth is None:
+        synth = synthesize(domains, Generator(instruct_dir, backbone.device, config), embed, config, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps([asdict(s) for s in synth], ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    return Examples(synth, {"enabled": True, "key": key, "per_domain": {s.name: s.summary() for s in synth}})

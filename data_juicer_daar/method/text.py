@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
-from ..errors import ConfigError
 from ..options import option
+from ..errors import ConfigError
 
 #: version of the template; recorded in bundles so training and scoring provably agree.
 TEMPLATE_VERSION = "daar-text-v1"
@@ -43,7 +44,9 @@ class TextFields:
     :param text_key: plain-text field.
     """
 
-    fmt: str = option("auto", flag="--format", choices=FORMATS, help="sample form; auto recognises Alpaca, messages, ShareGPT or text per row")
+    fmt: str = option(
+        "auto", flag="--format", choices=FORMATS, help="sample form; auto recognises Alpaca, messages, ShareGPT or text per row"
+    )
     instruction_key: str = option("instruction", help="Alpaca instruction field")
     input_key: str = option("input", help="Alpaca input field")
     output_key: str = option("output", help="Alpaca output field")

@@ -6,17 +6,18 @@ from data_juicer.ops.base_op import OPERATORS, Filter
 from data_juicer.utils.constant import Fields
 
 from .. import keys
-from ..keys import SCORE_KEYS
 from ..dj.op_base import ScoringOp, choice, finite_number, guarded
+from ..errors import ConfigError
 
 OP_NAME = "daar_diversity_score_filter"
 
 
 @OPERATORS.register_module(OP_NAME)
 class DaarDiversityScoreFilter(ScoringOp, Filter):
-    """Computes stats ``daar_diversity``, the bundle's predicted diversity reward (the paper's
-    selection score, in [0, ln K]), and ``daar_probe_entropy``, the domain probe's own calibrated
-    entropy (the selectors' default ranking), both from one backbone pass; plus stats
+    """Computes the two scores of ``keys.SCORES`` from one backbone pass: stats
+    ``daar_probe_entropy`` (``probe_entropy``, the domain probe's own calibrated entropy; the
+    default score) and ``daar_diversity`` (``predictor``, the bundle's predicted diversity reward,
+    the paper's selection score, in [0, ln K]); plus stats
     ``daar_bundle``, the tag of the heads and text settings that computed them. Keeps samples whose
     ``score_source`` score lies in ``[min_score, max_score]`` (each bound optional). Reuses the ``daar_domain_probe_mapper`` meta
     and stats already present only when they carry this op's tag, so the backbone runs once per
@@ -27,45 +28,36 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
 
     def __init__(
         self,
-        probe_path: str = "",
         min_score: float | None = None,
         max_score: float | None = None,
-        score_source: str = "predictor",
-        model_path: str | None = None,
-        model_batch_size: int = 32,
-        model_dtype: str = "auto",
-        text_format: str = "auto",
-        input_key: str = "input",
-        output_key: str = "output",
-        messages_key: str = "messages",
-        conversations_key: str = "conversations",
+        score_source: str = keys.DEFAULT_SCORE,
         *args,
         **kwargs,
     ):
         """
-        Initialization method.
+        Initialization method (the parameters every DaaR op takes: ``ScoringOp.__init__``).
 
         :param min_score: keep samples scoring at least this; ``None`` = no lower bound.
         :param max_score: keep samples scoring at most this; ``None`` = no upper bound.
-        :param score_source: which stat ``min_score``/``max_score`` apply to: "predictor" (the
-            reward head, stats ``daar_diversity``; default) or "probe_entropy" (stats
-            ``daar_probe_entropy``). Both stats are written either way.
+        :param score_source: the score ``min_score``/``max_score`` apply to: "probe_entropy"
+            (stats ``daar_probe_entropy``; default, as for the selectors: ``keys.DEFAULT_SCORE``)
+            or "predictor" (the reward head, stats ``daar_diversity``). Both stats are written
+            either way.
         """
-        super().__init__(*args, **kwargs)
-        choice(OP_NAME, "score_source", score_source, tuple(SCORE_KEYS))
+        choice(OP_NAME, "score_source", score_source, tuple(keys.SCORES))
         finite_number(OP_NAME, "min_score", min_score)
         finite_number(OP_NAME, "max_score", max_score)
         if min_score is not None and max_score is not None and min_score > max_score:
-            raise ValueError(f"{OP_NAME}: min_score ({min_score}) is greater than max_score ({max_score})")
+            raise ConfigError(f"{OP_NAME}: min_score ({min_score}) is greater than max_score ({max_score})")
+        super().__init__(*args, **kwargs)
         self.min_score, self.max_score, self.score_source = min_score, max_score, score_source
-        self.stat_key = SCORE_KEYS[score_source]
-        self._init_scoring(probe_path, model_path, model_batch_size, model_dtype, text_format, input_key, output_key, messages_key, conversations_key)
+        self.stat_key = keys.SCORES[score_source].stats_key
 
     @guarded
     def compute_stats_batched(self, samples, rank=None, **kwargs):
-        values = self.batch_values(tuple(SCORE_KEYS), samples, rank)
+        values = self.batch_values(tuple(keys.SCORES), samples, rank)
         for stat, v in zip(samples[Fields.stats], values):
-            stat.update({key: float(v[source]) for source, key in SCORE_KEYS.items()}, **{keys.BUNDLE: v["bundle"]})
+            stat.update({score.stats_key: float(v[name]) for name, score in keys.SCORES.items()}, **{keys.BUNDLE: v["bundle"]})
         return samples
 
     def process_batched(self, samples):

@@ -26,27 +26,6 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
 
     _batched_op = True
 
-    def __init__(
-        self,
-        probe_path: str = "",
-        model_path: str | None = None,
-        model_batch_size: int = 32,
-        model_dtype: str = "auto",
-        text_format: str = "auto",
-        input_key: str = "input",
-        output_key: str = "output",
-        messages_key: str = "messages",
-        conversations_key: str = "conversations",
-        *args,
-        **kwargs,
-    ):
-        """
-        Initialization method.
-
-        """
-        super().__init__(*args, **kwargs)
-        self._init_scoring(probe_path, model_path, model_batch_size, model_dtype, text_format, input_key, output_key, messages_key, conversations_key)
-
     @guarded
     def process_batched(self, samples, rank=None):
         values = self.batch_values(("domain", "subdomain", "probs", "predictor", "issue"), samples, rank)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from loguru import logger
 
+from .. import keys
 from ..errors import DaarError
-from ..keys import SCORE_KEYS
-from ..options import add_options, from_args
 from ..method.text import TextFields
 from ..method.training import TrainConfig
+from ..options import add_options, from_args
 
 #: the options ``daar embed`` shares with ``daar train`` (same flags, same defaults)
 EMBED_OPTIONS = ("model", "num_layers", "max_length", "batch_size", "device", "fields")
@@ -23,7 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daar", description="DaaR (Diversity as a Reward) data selection for Data-Juicer.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a probe bundle (stage 1 + 2) on a JSONL pool", description="Train a DaaR probe bundle: synthesis, centroids, pseudo-labels, domain probe and diversity predictor.")
+    t = sub.add_parser(
+        "train",
+        help="train a probe bundle (stage 1 + 2) on a JSONL pool",
+        description="Train a DaaR probe bundle: synthesis, centroids, pseudo-labels, domain probe and diversity predictor.",
+    )
     t.add_argument("--corpus", required=True, help="JSONL pool (Alpaca, messages or text rows)")
     t.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
     add_options(t, TrainConfig)
@@ -46,14 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pool", required=True, help="scored pool JSONL (the filter's stats_export_path output)")
     r.add_argument("--selection", required=True, help="selected JSONL written by dj-process")
     r.add_argument("--out", required=True, help="directory for report.txt, report.html and the PNG plots")
-    r.add_argument("--id-key", default=None, help="field identifying rows, to mark the selected ones in the pool (default: whole-row match)")
-    r.add_argument("--score", choices=tuple(SCORE_KEYS), default="probe_entropy", help="the score the selector ranked by (default: probe_entropy, the selectors' default)")
+    r.add_argument(
+        "--id-key", default=None, help="field identifying rows, to mark the selected ones in the pool (default: whole-row match)"
+    )
+    r.add_argument(
+        "--score",
+        choices=tuple(keys.SCORES),
+        default=keys.DEFAULT_SCORE,
+        help=f"the score the selector ranked by (default: {keys.DEFAULT_SCORE}, the ops' default)",
+    )
     r.add_argument("--bundle", default=None, help="the bundle that scored the pool: adds its training facts to report.html")
     r.set_defaults(run=_report)
 
-    k = sub.add_parser("check", help="check JSONL files line by line for what dj-process refuses or chokes on",
-                       description="Check JSONL files: valid UTF-8, one JSON object per line, no lone surrogate escapes, "
-                                   "no nesting too deep to read. Prints each file's row count, or the first bad line.")
+    k = sub.add_parser(
+        "check",
+        help="check JSONL files line by line for what dj-process refuses or chokes on",
+        description="Check JSONL files: valid UTF-8, one JSON object per line, no lone surrogate escapes, "
+        "no nesting too deep to read. Prints each file's row count, or the first bad line.",
+    )
     k.add_argument("files", nargs="+", help="JSONL files")
     k.set_defaults(run=_check)
     return parser
@@ -68,11 +82,18 @@ def _train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     trainer = DaarTrainer(config).fit(rows)
     trainer.save(out)
-    metrics = trainer.manifest_["metrics"]
+    metrics = trainer.manifest_.metrics
     print(f"bundle written to {out}")
-    for key in ("probe_val_accuracy", "probe_temperature", "predictor_val_spearman", "entropy_targets_below_0.1", "cluster_sizes", "timings_s"):
+    for key in (
+        "probe_val_accuracy",
+        "probe_temperature",
+        "predictor_val_spearman",
+        "entropy_targets_below_0.1",
+        "cluster_sizes",
+        "timings_s",
+    ):
         print(f"  {key}: {metrics[key]}")
-    for name, summary in trainer.manifest_["synthesis"]["per_domain"].items():
+    for name, summary in trainer.manifest_.synthesis["per_domain"].items():
         print(f"  synthesis {name}: {summary}")
 
 
@@ -98,14 +119,15 @@ def _check(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from .report.page import write_report
 
-    print(write_report(args.pool, args.selection, args.out, args.id_key, args.score, args.bundle))
+    print("\n".join(write_report(args.pool, args.selection, args.out, args.id_key, args.score, args.bundle)))
+    print(Path(args.out) / "report.txt")
 
 
 def _embed(args: argparse.Namespace) -> None:
     from ..method.backbone import Backbone
     from ..method.corpus import read_jsonl
-    from .demo import demo_corpus
     from ..method.text import render
+    from .demo import demo_corpus
 
     path = Path(args.corpus) if args.corpus else demo_corpus()
     fields = from_args(TextFields, args)
@@ -117,7 +139,10 @@ def _embed(args: argparse.Namespace) -> None:
     backbone.forward_ids(ids, progress=True)
     elapsed = time.perf_counter() - t
     tokens = sum(len(i) for i in ids)
-    print(f"embedded {len(texts)} samples ({tokens} tokens) from {path} with {backbone.model_label}, L={args.num_layers}, on {backbone.device}")
+    print(
+        f"embedded {len(texts)} samples ({tokens} tokens) from {path} with {backbone.model_label}, L={args.num_layers}, on "
+        f"{backbone.device}"
+    )
     print(f"  {len(texts) / elapsed:.1f} samples/s, {tokens / elapsed:.0f} tokens/s ({elapsed:.1f} s; tokenizing {t_tok:.1f} s)")
 
 
@@ -128,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (DaarError, OSError) as exc:  # bad input or the user's files; any other exception is a bug: traceback
-        print(f"daar: error: {exc}", file=sys.stderr)
+        option = getattr(exc, "option", None)  # the parameter a library error is about, shown as its flag
+        where = f"--{option.replace('_', '-')} " if option else ""
+        print(f"daar: error: {where}{exc}", file=sys.stderr)
         return 2
     return 0
 

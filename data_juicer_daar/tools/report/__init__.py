@@ -1,0 +1,1 @@
+"""``daar report`` in three steps: ``load`` (pool + selection), ``plots`` (PNGs), ``page`` (text and HTML)."""

@@ -8,26 +8,27 @@ import pytest
 from data_juicer.utils.constant import Fields
 from safetensors.torch import load_file, save_file
 
-from conftest import theme_rows
+from conftest import run_ops, theme_rows
 from data_juicer_daar import keys
 from data_juicer_daar.method.bundle import WEIGHTS, BundleError, _sha256, load_bundle
 from data_juicer_daar.method.corpus import read_jsonl
 from data_juicer_daar.ops import DaarDomainProbeMapper, DaarTopkRewardSelector
 from data_juicer_daar.method.scoring import Scorer
 from data_juicer_daar.method.selection import select
-from data_juicer_daar.method.training import DaarTrainer, TrainConfig
-from test_ops import run_ops
+from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
 TEXTS = lambda rows: [f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]  # noqa: E731
 
 
 def test_bundle_round_trip_of_the_subdomains(tiny_model, theme_corpus, tmp_path):
     rows = read_jsonl(theme_corpus)
-    trainer = DaarTrainer(TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=5, folds=2, subdomains=7)).fit(rows)
+    trainer = DaarTrainer(
+        TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=5), folds=2, subdomains=7)
+    ).fit(rows)
     trainer.save(tmp_path / "b")
     bundle = load_bundle(tmp_path / "b")
-    assert bundle.manifest["subdomains"]["count"] == 7 and bundle.subdomains.count == 7
-    sizes = bundle.manifest["metrics"]["subdomain_sizes"]
+    assert bundle.manifest.subdomain_count == 7 and bundle.subdomains.count == 7
+    sizes = bundle.manifest.metrics["subdomain_sizes"]
     assert len(sizes) == 7 and sum(sizes) == len(rows) and min(sizes) >= 1
     for name in ("mean", "scale", "centroids"):
         np.testing.assert_array_equal(getattr(bundle.subdomains, name), getattr(trainer.subdomains_, name))
@@ -50,9 +51,9 @@ def test_coverage_selector_fills_subdomain_quotas(tiny_bundle):
     one = {"probe_path": str(tiny_bundle), "num_proc": None, "auto_op_parallelism": False}
     picked = run_ops([DaarDomainProbeMapper(**one), DaarTopkRewardSelector(**one, topk=10, coverage=True)], rows)["id"]
     scores = Scorer(tiny_bundle).score(TEXTS(rows))
-    expected = select(scores.entropy, scores.domains, 10, groups=scores.subdomains)
+    expected = select(scores.probe_entropy, scores.domains, 10, groups=scores.subdomains)
     assert picked == [rows[i]["id"] for i in expected]
-    plain = select(scores.entropy, scores.domains, 10)
+    plain = select(scores.probe_entropy, scores.domains, 10)
     assert len(set(scores.subdomains[expected])) > len(set(scores.subdomains[plain]))  # more sub-domains kept
 
 
@@ -67,7 +68,10 @@ def test_bundle_of_the_older_format_is_refused_in_one_line(tiny_bundle, tmp_path
         manifest.pop(key)
     manifest.update(format_version=1, weights_sha256=_sha256(old / WEIGHTS))
     (old / "manifest.json").write_text(json.dumps(manifest))
-    for build in (lambda: DaarTopkRewardSelector(probe_path=str(old), topk=3, coverage=True), lambda: DaarDomainProbeMapper(probe_path=str(old))):
+    for build in (
+        lambda: DaarTopkRewardSelector(probe_path=str(old), topk=3, coverage=True),
+        lambda: DaarDomainProbeMapper(probe_path=str(old)),
+    ):
         with pytest.raises(BundleError, match=r"has format 1, written by an older version .* retrain it with `daar train`") as err:
             build()
         assert "\n" not in str(err.value)

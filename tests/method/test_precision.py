@@ -19,7 +19,7 @@ def test_bf16_scoring_selects_what_fp32_selects(tmp_path):
     texts = [render(r).text for r in rows]
     fp32, bf16 = (Scorer(bundle, device="cpu", dtype=dtype).score(texts) for dtype in ("float32", "bfloat16"))
     assert sum(a == b for a, b in zip(fp32.domains, bf16.domains)) >= 0.95 * len(rows)
-    for score in ("entropy", "reward"):
+    for score in ("probe_entropy", "predictor"):
         for mode in ("overall", "balanced"):
             spec = TopkSpec.build("test", None, 0.2, mode, None, sorted(set(fp32.domains)))
             a = set(spec.pick(getattr(fp32, score), fp32.domains).tolist())

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import theme_rows, write_jsonl
-from test_ops import HOSTILE
+from conftest import HOSTILE, theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
@@ -21,7 +20,16 @@ pytestmark = pytest.mark.slow  # a Ray cluster and dj-process in subprocesses
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     temp = tmp_path_factory.mktemp("ray")
-    start = [str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"]
+    start = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--num-cpus",
+        "2",
+        "--include-dashboard=false",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
     subprocess.run(start, check=True, env=ENV, capture_output=True, timeout=300)
     yield "auto"
     subprocess.run([str(BIN / "ray"), "stop", "--force"], env=ENV, capture_output=True, timeout=300)
@@ -43,11 +51,19 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
         {"daar_diversity_score_filter": {**fp32, **stats}},
         {selector: {**fp32, **params}},
     ]
-    config = {"project_name": name, "dataset_path": str(pool), "export_path": str(tmp_path / f"{name}-out" / "selected.jsonl"),
-              "text_keys": "instruction", "process": process, **(extra or {})}
+    config = {
+        "project_name": name,
+        "dataset_path": str(pool),
+        "export_path": str(tmp_path / f"{name}-out" / "selected.jsonl"),
+        "text_keys": "instruction",
+        "process": process,
+        **(extra or {}),
+    }
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = subprocess.run([str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", result.stdout + result.stderr))
     return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl"), embedded
@@ -55,7 +71,10 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
 
 @pytest.mark.parametrize(
     "params, export_stats",
-    [({"top_ratio": 0.2}, True), ({"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}, "coverage": True}, False)],
+    [
+        ({"top_ratio": 0.2}, True),
+        ({"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}, "coverage": True}, False),
+    ],
 )
 def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path, params, export_stats):
     # ~300 rows, odd ones included; a column mixing JSON types (NON_STRING) is refused by Ray's own
@@ -63,8 +82,16 @@ def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path
     rows = theme_rows(72) + HOSTILE[:-1]
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
     default, _ = run_recipe(tmp_path, "default", pool, tiny_bundle, "daar_topk_reward_selector", **params)
-    ray, embedded = run_recipe(tmp_path, "ray", pool, tiny_bundle, "daar_topk_reward_ray_selector",
-                               {"executor_type": "ray", "ray_address": ray_cluster}, export_stats=export_stats, **params)
+    ray, embedded = run_recipe(
+        tmp_path,
+        "ray",
+        pool,
+        tiny_bundle,
+        "daar_topk_reward_ray_selector",
+        {"executor_type": "ray", "ray_address": ray_cluster},
+        export_stats=export_stats,
+        **params,
+    )
     expected = params.get("topk") or int(0.2 * len(rows))
     assert len(default) == expected
     assert sorted(r["id"] for r in ray) == sorted(r["id"] for r in default)
@@ -82,11 +109,20 @@ def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path
 
 def test_ray_selector_without_scores_fails_with_one_line(ray_cluster, tiny_bundle, tmp_path):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(5))
-    config = {"project_name": "x", "dataset_path": str(pool), "export_path": str(tmp_path / "out" / "s.jsonl"), "text_keys": "instruction",
-              "executor_type": "ray", "ray_address": ray_cluster, "process": [{"daar_topk_reward_ray_selector": {"probe_path": str(tiny_bundle), "topk": 3}}]}
+    config = {
+        "project_name": "x",
+        "dataset_path": str(pool),
+        "export_path": str(tmp_path / "out" / "s.jsonl"),
+        "text_keys": "instruction",
+        "executor_type": "ray",
+        "ray_address": ray_cluster,
+        "process": [{"daar_topk_reward_ray_selector": {"probe_path": str(tiny_bundle), "topk": 3}}],
+    }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = subprocess.run([str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode != 0
     assert "put daar_diversity_score_filter (same probe_path) before this op" in result.stdout + result.stderr
 
@@ -110,11 +146,21 @@ def write_shards(folder: Path, rows: list[dict], fmt: str, shards: int = 3) -> P
 def test_pool_in_shards_selects_like_one_file(ray_cluster, tiny_bundle, tmp_path, fmt):
     rows = theme_rows(60)
     params = {"top_ratio": 0.2, "mode": "balanced", "coverage": True}
-    one_file, _ = run_recipe(tmp_path, "file", write_jsonl(tmp_path / "pool.jsonl", rows), tiny_bundle, "daar_topk_reward_selector", **params)
+    one_file, _ = run_recipe(
+        tmp_path, "file", write_jsonl(tmp_path / "pool.jsonl", rows), tiny_bundle, "daar_topk_reward_selector", **params
+    )
     folder = write_shards(tmp_path / "shards", rows, fmt)
     default, _ = run_recipe(tmp_path, "default", folder, tiny_bundle, "daar_topk_reward_selector", **params)
-    ray, _ = run_recipe(tmp_path, "ray", folder, tiny_bundle, "daar_topk_reward_ray_selector",
-                        {"executor_type": "ray", "ray_address": ray_cluster}, export_stats=False, **params)
+    ray, _ = run_recipe(
+        tmp_path,
+        "ray",
+        folder,
+        tiny_bundle,
+        "daar_topk_reward_ray_selector",
+        {"executor_type": "ray", "ray_address": ray_cluster},
+        export_stats=False,
+        **params,
+    )
     assert len(one_file) == 48
     assert sorted(r["id"] for r in default) == sorted(r["id"] for r in one_file)
     assert sorted(r["id"] for r in ray) == sorted(r["id"] for r in one_file)
@@ -129,11 +175,18 @@ def test_folder_mixing_formats_is_refused_at_start(tiny_bundle, tmp_path):
     folder.mkdir()
     write_jsonl(folder / "a.jsonl", rows[:30])
     pq.write_table(pa.Table.from_pylist(rows[30:]), folder / "b.parquet")
-    config = {"project_name": "x", "dataset_path": str(folder), "export_path": str(tmp_path / "out" / "s.jsonl"), "text_keys": "instruction",
-              "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}]}
+    config = {
+        "project_name": "x",
+        "dataset_path": str(folder),
+        "export_path": str(tmp_path / "out" / "s.jsonl"),
+        "text_keys": "instruction",
+        "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}],
+    }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = subprocess.run([str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode != 0
     assert f"{folder} holds 1 JSON file(s) and 1 Parquet file(s): Data-Juicer reads one format per folder" in result.stdout + result.stderr
     assert not (tmp_path / "out" / "s.jsonl").exists()
@@ -143,6 +196,14 @@ def test_ray_started_by_the_run_itself(tiny_bundle, tmp_path):
     # `ray_address: local`, as the shipped Ray recipe: Data-Juicer starts Ray and shuts it down at the
     # end; the ops' head watch must take that for the end of the run, not a lost head
     rows = theme_rows(25)
-    ray, _ = run_recipe(tmp_path, "local", write_jsonl(tmp_path / "pool.jsonl", rows), tiny_bundle, "daar_topk_reward_ray_selector",
-                        {"executor_type": "ray", "ray_address": "local"}, export_stats=False, top_ratio=0.2)
+    ray, _ = run_recipe(
+        tmp_path,
+        "local",
+        write_jsonl(tmp_path / "pool.jsonl", rows),
+        tiny_bundle,
+        "daar_topk_reward_ray_selector",
+        {"executor_type": "ray", "ray_address": "local"},
+        export_stats=False,
+        top_ratio=0.2,
+    )
     assert len(ray) == 20

@@ -68,8 +68,15 @@ def recipe(tmp_path: Path, name: str, pool: Path, bundle: Path, address: str | N
         {selector: {**op, **SELECT}},
     ]
     export = tmp_path / f"{name}-out" / "selected.jsonl"
-    config = {"project_name": name, "dataset_path": str(pool), "export_path": str(export), "text_keys": "instruction", "np": 1,
-              "process": process, **({"executor_type": "ray", "ray_address": address} if ray else {})}
+    config = {
+        "project_name": name,
+        "dataset_path": str(pool),
+        "export_path": str(export),
+        "text_keys": "instruction",
+        "np": 1,
+        "process": process,
+        **({"executor_type": "ray", "ray_address": address} if ray else {}),
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path, export
@@ -83,8 +90,14 @@ def exported(path: Path) -> list[dict]:
 def run(config: Path, fault=None, timeout: float = 600) -> tuple[int, str, bool]:
     """Run ``dj-process``; ``fault(log_lines)`` is polled while it runs and returns True once it has
     struck. Returns the exit code, the log and whether the fault struck before the run ended."""
-    proc = subprocess.Popen([str(BIN / "dj-process"), "--config", str(config)], cwd=config.parent, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "dj-process"), "--config", str(config)],
+        cwd=config.parent,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -235,8 +248,10 @@ def test_driver_says_when_the_head_is_gone(tmp_path):
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
-    code = ("import time; from data_juicer_daar.dj.ray_watch import watch_address; "
-            f"watch_address('127.0.0.1', {port}, 'op'); print('watching', flush=True); time.sleep(60); print('still here')")
+    code = (
+        "import time; from data_juicer_daar.dj.ray_watch import watch_address; "
+        f"watch_address('127.0.0.1', {port}, 'op'); print('watching', flush=True); time.sleep(60); print('still here')"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "watching"
     time.sleep(1.0)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_juicer.core.data import NestedDataset
 from data_juicer.utils.constant import Fields
 
-from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
+from conftest import HOSTILE, dj, read_rows, recipe, run_ops, theme_rows, write_jsonl
 from data_juicer_daar import keys
 from data_juicer_daar.method.backbone import Backbone
-from data_juicer_daar.method.bundle import BundleError, _manifest_digest
+from data_juicer_daar.errors import BundleError
+from data_juicer_daar.method.manifest import digest as _manifest_digest
 from data_juicer_daar.method.models import ModelError
 from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardRaySelector, DaarTopkRewardSelector
 from data_juicer_daar.dj.topk import TopkOp
@@ -22,27 +22,8 @@ from data_juicer_daar.method.scoring import Scorer
 from data_juicer_daar.method.text import render
 
 BIN = Path(sys.executable).parent
-HOSTILE = [
-    {"id": "none-fields", "instruction": "", "input": None, "output": None},
-    {"id": "empty", "instruction": "", "input": "", "output": ""},
-    {"id": "huge", "instruction": "huge " * 50000, "input": "", "output": "y"},
-    {"id": "odd-unicode", "instruction": "数学 🧮 ｘ＝２？ \u200b é\u0301", "input": "", "output": "\x00"},
-    {"id": "messages-row", "instruction": None, "output": None, "messages": [{"role": "user", "content": "Why carry umbrellas?"}]},
-]
 # Arrow needs one type per column, so mixed-type values only arrive through Data-Juicer's JSON loader
 NON_STRING = {"id": "non-string", "instruction": 12345, "input": "", "output": ["a", {"b": 1}]}
-
-
-def dataset(rows):
-    columns = list(dict.fromkeys(k for r in rows for k in r))  # from_list reads columns off row 0 only
-    return NestedDataset.from_list([{k: r.get(k) for k in columns} for r in rows])
-
-
-def run_ops(ops, rows):
-    ds = dataset(rows)
-    for op in ops:
-        ds = op.run(ds)
-    return ds
 
 
 # -- Python API ----------------------------------------------------------------------------------
@@ -51,12 +32,12 @@ def test_mapper_writes_meta_with_stable_types(tiny_bundle):
     out = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)
     domains = ["common_sense", "reasoning", "mathematics", "coding"]
     scorer = Scorer(tiny_bundle)
-    for row, meta in zip(rows, out[Fields.meta]):
+    for meta in out[Fields.meta]:
         assert meta[keys.DOMAIN] in domains and len(meta[keys.DOMAIN_PROBS]) == 4
         assert meta[keys.DOMAIN] == domains[int(np.argmax(meta[keys.DOMAIN_PROBS]))]
         assert isinstance(meta[keys.DIVERSITY], float) and meta[keys.ISSUE] == ""
     expected = scorer.score([f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows])
-    np.testing.assert_allclose([m[keys.DIVERSITY] for m in out[Fields.meta]], expected.reward, atol=1e-5)
+    np.testing.assert_allclose([m[keys.DIVERSITY] for m in out[Fields.meta]], expected.predictor, atol=1e-5)
 
 
 def test_filter_range_and_probe_entropy(tiny_bundle):
@@ -64,9 +45,9 @@ def test_filter_range_and_probe_entropy(tiny_bundle):
     scores = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle))], rows)[Fields.stats]
     values = sorted(s[keys.DIVERSITY] for s in scores)
     cut = values[len(values) // 2]
-    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), min_score=cut)], rows)
+    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="predictor", min_score=cut)], rows)
     assert len(kept) == sum(v >= cut for v in values)
-    below = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), max_score=cut)], rows)
+    below = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="predictor", max_score=cut)], rows)
     assert sorted(s[keys.DIVERSITY] for s in below[Fields.stats]) == [v for v in values if v <= cut]
     entropy = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="probe_entropy")], rows)
     mapped = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)
@@ -75,7 +56,7 @@ def test_filter_range_and_probe_entropy(tiny_bundle):
         assert stat[keys.PROBE_ENTROPY] == pytest.approx(float(-(p * np.log(p)).sum()), abs=1e-5)
         assert stat[keys.DIVERSITY] == pytest.approx(meta[keys.DIVERSITY], abs=1e-5)  # each score under its own key
     by_entropy = sorted(s[keys.PROBE_ENTROPY] for s in entropy[Fields.stats])
-    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="probe_entropy", min_score=by_entropy[len(rows) // 2])], rows)
+    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), min_score=by_entropy[len(rows) // 2])], rows)  # the default score
     assert len(kept) == sum(v >= by_entropy[len(rows) // 2] for v in by_entropy)
 
 
@@ -94,10 +75,10 @@ def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
 
 def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused(tiny_bundle, tiny_model, theme_corpus, tmp_path):
     from data_juicer_daar.method.corpus import read_jsonl
-    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
     other = tmp_path / "other"
-    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3, seed=5)
+    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=20), folds=3, seed=5)
     DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(other)
     rows = theme_rows(5)
     one = {"num_proc": None, "auto_op_parallelism": False}
@@ -106,16 +87,21 @@ def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused
     carried = [{**r, Fields.meta: m, Fields.stats: st} for r, m, st in zip(rows, scored_a[Fields.meta], scored_a[Fields.stats])]
 
     before = Backbone.texts_embedded
-    b = [DaarDiversityScoreFilter(probe_path=str(other), **one), DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced", **one)]
+    b = [
+        DaarDiversityScoreFilter(probe_path=str(other), **one),
+        DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced", **one),
+    ]
     rescored = run_ops(b[:1], carried)
     assert Backbone.texts_embedded - before == len(rows)  # every row scored again with bundle B
     texts = [f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]
     fresh_b = Scorer(other).score(texts)
-    np.testing.assert_allclose([st[keys.DIVERSITY] for st in rescored[Fields.stats]], fresh_b.reward, atol=1e-5)
+    np.testing.assert_allclose([st[keys.DIVERSITY] for st in rescored[Fields.stats]], fresh_b.predictor, atol=1e-5)
     assert len({st[keys.BUNDLE] for st in rescored[Fields.stats]} | {st[keys.BUNDLE] for st in scored_a[Fields.stats]}) == 2
     # the selector ranks by B's scores and B's domains, never by A's meta
     picked = run_ops(b, carried)["id"]
-    expected = DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced").spec.pick(fresh_b.entropy.tolist(), fresh_b.domains)
+    expected = DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced").spec.pick(
+        fresh_b.probe_entropy.tolist(), fresh_b.domains
+    )
     assert picked == [rows[i]["id"] for i in expected]
 
     # the same bundle in another number format embeds again; in the format "auto" resolved to, it reuses
@@ -151,7 +137,7 @@ def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, sou
     rows = theme_rows(10)
     path = str(tiny_bundle)
     scored = run_ops([DaarDomainProbeMapper(probe_path=path), DaarDiversityScoreFilter(probe_path=path)], rows)
-    rewards = [s[keys.SCORE_KEYS[source]] for s in scored[Fields.stats]]
+    rewards = [s[keys.SCORES[source].stats_key] for s in scored[Fields.stats]]
     domains = [m[keys.DOMAIN] for m in scored[Fields.meta]]
     names = ["common_sense", "reasoning", "mathematics", "coding"]
     shares = {"overall": None, "balanced": equal_shares(names), "custom": ratios}[mode]
@@ -166,7 +152,10 @@ def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_erro
     rows = theme_rows(2) + HOSTILE
     path = str(tiny_bundle)
     out = run_ops(
-        [DaarDomainProbeMapper(probe_path=path, skip_op_error=skip_op_error), DaarDiversityScoreFilter(probe_path=path, skip_op_error=skip_op_error)],
+        [
+            DaarDomainProbeMapper(probe_path=path, skip_op_error=skip_op_error),
+            DaarDiversityScoreFilter(probe_path=path, skip_op_error=skip_op_error),
+        ],
         rows,
     )
     assert out["id"] == [r["id"] for r in rows]
@@ -192,7 +181,10 @@ def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_erro
         ({"topk": 3, "domain_ratios": {"coding": 1.0}}, "only allowed there"),
         ({"topk": 3, "mode": "custom", "domain_ratios": {"poetry": 1.0}}, "unknown domain"),
         ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.2}}, "must sum to 1"),
-        ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": float("nan"), "mathematics": 1.0}}, "must be finite non-negative numbers"),
+        (
+            {"topk": 3, "mode": "custom", "domain_ratios": {"coding": float("nan"), "mathematics": 1.0}},
+            "must be finite non-negative numbers",
+        ),
         ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": float("inf")}}, "must be finite non-negative numbers"),
         ({"top_ratio": float("nan")}, r"top_ratio must be a number in \[0, 1\]"),
         ({"topk": 3, "mode": ["balanced"]}, "mode must be one of"),
@@ -330,13 +322,13 @@ def test_bundle_replaced_mid_run_tags_rows_with_the_heads_that_scored_them(tiny_
     import shutil
 
     from data_juicer_daar.method.corpus import read_jsonl
-    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
     path = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, path)
     one = {"probe_path": str(path), "num_proc": None, "auto_op_parallelism": False}
     mapper = DaarDomainProbeMapper(**one)  # built with the first bundle
-    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3, seed=9)
+    config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=20), folds=3, seed=9)
     DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(path)  # replaced before the rows are scored
     out = run_ops([mapper], theme_rows(2))
     replaced = DaarDomainProbeMapper(**one)
@@ -358,22 +350,35 @@ def test_damaged_bundle_stops_dj_process_before_any_row(tiny_bundle, tiny_model,
 
 @pytest.mark.parametrize("op", ALL_OPS)
 def test_every_op_parameter_is_documented_once(op):
+    """Each parameter is declared once along the op's MRO and documented there, once; Data-Juicer's
+    own parameter check (it walks the MRO too) sees every one of them."""
     import inspect
 
-    params = [p for p in inspect.signature(op.__init__).parameters if p != "self"]
-    doc = op.__init__.__doc__ or ""
-    counts = {p: doc.count(f":param {p}:") for p in params}
-    assert params and all(n == 1 for n in counts.values()), f"{op.__name__}: {counts}"
+    from data_juicer.core.preflight import _get_valid_params
+
+    declared = {}
+    for klass in op.__mro__:
+        if klass.__module__.startswith("data_juicer_daar") and "__init__" in klass.__dict__:
+            doc = klass.__init__.__doc__ or ""
+            for name, param in inspect.signature(klass.__init__).parameters.items():
+                if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                    assert name not in declared, f"{name} declared twice along {op.__name__}'s MRO"
+                    declared[name] = doc.count(f":param {name}:")
+    assert {"probe_path", "model_dtype", "conversations_key"} <= set(declared)
+    assert all(n == 1 for n in declared.values()), f"{op.__name__}: {declared}"
+    assert set(declared) <= set(_get_valid_params(op))
 
 
 @pytest.mark.slow
 def test_entry_point_discovery_in_fresh_interpreter(tiny_bundle):
     """A fresh interpreter that never imports this package builds all four ops from recipe entries,
     as dj-process does, and gets our classes (the mapper also as a tagging op)."""
-    entries = [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}},
-               {"daar_diversity_score_filter": {"probe_path": str(tiny_bundle), "min_score": 0.0}},
-               {"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 3}},
-               {"daar_topk_reward_ray_selector": {"probe_path": str(tiny_bundle), "top_ratio": 0.5, "mode": "balanced"}}]
+    entries = [
+        {"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}},
+        {"daar_diversity_score_filter": {"probe_path": str(tiny_bundle), "min_score": 0.0}},
+        {"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 3}},
+        {"daar_topk_reward_ray_selector": {"probe_path": str(tiny_bundle), "top_ratio": 0.5, "mode": "balanced"}},
+    ]
     code = (
         "import json; from data_juicer.ops import load_ops, TAGGING_OPS; "
         f"ops = load_ops({entries!r}); "
@@ -386,7 +391,12 @@ def test_entry_point_discovery_in_fresh_interpreter(tiny_bundle):
     names = [next(iter(e)) for e in entries]
     assert [o[2] for o in ops] == names
     assert [o[0] for o in ops] == [f"data_juicer_daar.ops.{n}" for n in names]
-    assert [o[1] for o in ops] == ["DaarDomainProbeMapper", "DaarDiversityScoreFilter", "DaarTopkRewardSelector", "DaarTopkRewardRaySelector"]
+    assert [o[1] for o in ops] == [
+        "DaarDomainProbeMapper",
+        "DaarDiversityScoreFilter",
+        "DaarTopkRewardSelector",
+        "DaarTopkRewardRaySelector",
+    ]
     assert {o[3] for o in ops} == {str(tiny_bundle.resolve())}
     assert tagging == ["daar_domain_probe_mapper"]
 
@@ -424,23 +434,28 @@ def test_dj_process_full_recipe_with_hostile_rows(tiny_bundle, tmp_path):
 @pytest.mark.slow
 def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus, tmp_path):
     from data_juicer_daar.method.corpus import read_jsonl
-    from data_juicer_daar.method.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
     bundle = tmp_path / "probe"
     rows = read_jsonl(theme_corpus)
 
     def train(seed):
-        config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=20, folds=3, seed=seed)
+        config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=20), folds=3, seed=seed)
         DaarTrainer(config).fit(rows).save(bundle)
 
     train(1)
-    config = recipe(tmp_path, theme_corpus, [{"daar_diversity_score_filter": {"probe_path": str(bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}}], use_cache=True)
+    config = recipe(
+        tmp_path,
+        theme_corpus,
+        [{"daar_diversity_score_filter": {"probe_path": str(bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}}],
+        use_cache=True,
+    )
     assert dj("dj-process", config, tmp_path).returncode == 0
     first = [r[Fields.stats][keys.DIVERSITY] for r in read_rows(tmp_path / "out" / "scored.jsonl")]
     train(2)
     assert dj("dj-process", config, tmp_path).returncode == 0
     second = [r[Fields.stats][keys.DIVERSITY] for r in read_rows(tmp_path / "out" / "scored.jsonl")]
-    fresh = Scorer(bundle).score([f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]).reward
+    fresh = Scorer(bundle).score([f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]).predictor
     assert first != second
     np.testing.assert_allclose(second, fresh, atol=1e-5)
 
@@ -476,7 +491,7 @@ def test_dj_analyze_reports_the_filter_stats(tiny_bundle, tmp_path):
     with overall[0].open() as fh:
         table = {r[""]: r for r in csv.DictReader(fh)}
     scores = Scorer(tiny_bundle).score([render(r).text for r in rows])
-    for key, values in ((keys.DIVERSITY, scores.reward), (keys.PROBE_ENTROPY, scores.entropy)):
+    for key, values in ((keys.DIVERSITY, scores.predictor), (keys.PROBE_ENTROPY, scores.probe_entropy)):
         assert float(table["count"][key]) == len(rows)
         for stat, expected in (("mean", values.mean()), ("min", values.min()), ("max", values.max()), ("50%", np.median(values))):
             assert float(table[stat][key]) == pytest.approx(float(expected), abs=1e-5), (key, stat)

@@ -12,7 +12,7 @@ import yaml
 from conftest import theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 pytestmark = pytest.mark.slow  # the daar command and dj-process in subprocesses
@@ -22,13 +22,53 @@ def run(*args, cwd=None, timeout=900):
     return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
+def tiny_train(corpus, out, model, epochs: int, folds: int) -> list[str]:
+    """``daar train`` arguments for a quick bundle on the tiny model."""
+    return [
+        "train",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        *f"--layers 2 --max-length 64 --max-epochs {epochs} --folds {folds}".split(),
+    ]
+
+
 def test_help_documents_every_option():
     top = run("daar", "--help")
     assert top.returncode == 0 and all(c in top.stdout for c in ("train", "model", "demo-corpus", "embed", "report", "check"))
     train = run("daar", "train", "--help").stdout
-    for option in ("--corpus", "--out", "--model", "--instruct-model", "--domains", "--layers", "--max-length", "--probe-size",
-                   "--synthesize", "--pseudo-labels", "--clusters-per-domain", "--subdomains", "--dtype", "--no-calibrate", "--warmup", "--n-per-domain", "--tau", "--window", "--max-attempts", "--entropy-targets",
-                   "--folds", "--seed", "--format", "--instruction-key", "--device", "--batch-size", "--hidden"):
+    for option in (
+        "--corpus",
+        "--out",
+        "--model",
+        "--instruct-model",
+        "--domains",
+        "--layers",
+        "--max-length",
+        "--probe-size",
+        "--synthesize",
+        "--pseudo-labels",
+        "--clusters-per-domain",
+        "--subdomains",
+        "--dtype",
+        "--no-calibrate",
+        "--warmup",
+        "--n-per-domain",
+        "--tau",
+        "--window",
+        "--max-attempts",
+        "--entropy-targets",
+        "--folds",
+        "--seed",
+        "--format",
+        "--instruction-key",
+        "--device",
+        "--batch-size",
+        "--hidden",
+    ):
         assert option in train, option
 
 
@@ -56,8 +96,7 @@ def test_train_bad_model_path_is_one_line(tmp_path, theme_corpus):
 
 def test_cli_train_on_tiny_model(tmp_path, tiny_model, theme_corpus):
     out = tmp_path / "bundle"
-    result = run("daar", "train", "--corpus", str(theme_corpus), "--out", str(out), "--model", str(tiny_model),
-                 "--layers", "2", "--max-length", "64", "--max-epochs", "20", "--folds", "3")
+    result = run("daar", *tiny_train(theme_corpus, out, tiny_model, epochs=20, folds=3))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "probe_val_accuracy" in result.stdout and (out / "manifest.json").is_file()
 
@@ -85,9 +124,28 @@ def test_default_model_train_select_report(tmp_path):
     """The whole pipeline on the real default model: generation, training, dj-process, report."""
     corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(20))
     bundle = tmp_path / "probe"
-    train = run("daar", "train", "--corpus", str(corpus), "--out", str(bundle), "--max-length", "128",
-                "--synthesize", "--warmup", "2", "--n-per-domain", "15", "--max-attempts", "2", "--gen-batch", "2", "--folds", "3",
-                timeout=360)  # 9 s alone, 27 s beside two busy processes on 2 cores (threads follow the free cores)
+    train = run(
+        "daar",
+        "train",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(bundle),
+        "--max-length",
+        "128",
+        "--synthesize",
+        "--warmup",
+        "2",
+        "--n-per-domain",
+        "15",
+        "--max-attempts",
+        "2",
+        "--gen-batch",
+        "2",
+        "--folds",
+        "3",
+        timeout=360,
+    )  # 9 s alone, 27 s beside two busy processes on 2 cores (threads follow the free cores)
     assert train.returncode == 0, train.stderr[-3000:]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["backbone"]["model"] == "smollm2-135m-instruct" and manifest["backbone"]["dim"] == 576
@@ -105,20 +163,50 @@ def test_default_model_train_select_report(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(config))
     assert run("dj-process", "--config", str(recipe), cwd=tmp_path).returncode == 0
-    report = run("daar", "report", "--pool", str(tmp_path / "out" / "scored.jsonl"), "--selection",
-                 str(tmp_path / "out" / "selected.jsonl"), "--out", str(tmp_path / "report"), "--id-key", "id")
+    report = run(
+        "daar",
+        "report",
+        "--pool",
+        str(tmp_path / "out" / "scored.jsonl"),
+        "--selection",
+        str(tmp_path / "out" / "selected.jsonl"),
+        "--out",
+        str(tmp_path / "report"),
+        "--id-key",
+        "id",
+    )
     assert report.returncode == 0, report.stderr[-2000:]
     text = (tmp_path / "report" / "report.txt").read_text()
     assert "selected: 16 rows" in text and "pool: 80 rows" in text
-    assert (tmp_path / "report" / "domains.png").stat().st_size > 1000 and (tmp_path / "report" / "rewards.png").is_file()
+    assert (tmp_path / "report" / "domains.png").stat().st_size > 1000 and (tmp_path / "report" / "probe_entropy.png").is_file()
 
     # an --id-key no row has is refused in one line; an empty selection is reported, not refused
-    wrong = run("daar", "report", "--pool", str(tmp_path / "out" / "scored.jsonl"), "--selection",
-                str(tmp_path / "out" / "selected.jsonl"), "--out", str(tmp_path / "r2"), "--id-key", "uid")
+    wrong = run(
+        "daar",
+        "report",
+        "--pool",
+        str(tmp_path / "out" / "scored.jsonl"),
+        "--selection",
+        str(tmp_path / "out" / "selected.jsonl"),
+        "--out",
+        str(tmp_path / "r2"),
+        "--id-key",
+        "uid",
+    )
     assert wrong.returncode == 2 and wrong.stderr.count("daar: error:") == 1 and "80 of 80 pool rows have no such field" in wrong.stderr
     (tmp_path / "empty.jsonl").write_text("")
-    empty = run("daar", "report", "--pool", str(tmp_path / "out" / "scored.jsonl"), "--selection",
-                str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "r3"), "--id-key", "id")
+    empty = run(
+        "daar",
+        "report",
+        "--pool",
+        str(tmp_path / "out" / "scored.jsonl"),
+        "--selection",
+        str(tmp_path / "empty.jsonl"),
+        "--out",
+        str(tmp_path / "r3"),
+        "--id-key",
+        "id",
+    )
     assert empty.returncode == 0, empty.stderr[-2000:]
     text = (tmp_path / "r3" / "report.txt").read_text()
     assert "selected: 0 rows" in text and "the selection is empty" in text
@@ -151,7 +239,9 @@ def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
     ],
 )
 def test_benchmark_bad_arguments_fail_in_one_line(script, args, message):
-    result = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", *args], cwd=RECIPES.parent, env=ENV, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{script}", *args], cwd=RECIPES.parent, env=ENV, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
 
@@ -163,7 +253,9 @@ def test_gpu_check_is_ready_and_says_clearly_when_there_is_no_cuda():
     assert subprocess.run(["bash", "-n", str(root / "benchmarks" / "gpu_check.sh")]).returncode == 0
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: run benchmarks/gpu_check.sh itself")
-    result = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh")], cwd=root, env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_check.sh")], cwd=root, env=ENV, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("gpu_check: no CUDA device is visible to torch")
 
@@ -183,7 +275,10 @@ def test_gpu_check_times_a_backbone_of_qwen2_7b_shape():
 BAD_FILES = {
     "invalid UTF-8": (b'{"instruction": "ok"}\n{"instruction": "caf\xe9"}\n', ":2: not valid UTF-8 (byte 0xe9 at column 21)"),
     "lone surrogate": (b'{"instruction": "ok"}\n{"instruction": "a\\ud800b"}\n', ":2: holds a lone surrogate escape"),
-    "nested 3000 deep": (b'{"instruction": "ok"}\n{"instruction": "x", "deep": ' + b"[" * 3000 + b"]" * 3000 + b"}\n", ":2: nested too deeply to read"),
+    "nested 3000 deep": (
+        b'{"instruction": "ok"}\n{"instruction": "x", "deep": ' + b"[" * 3000 + b"]" * 3000 + b"}\n",
+        ":2: nested too deeply to read",
+    ),
 }
 
 
@@ -199,8 +294,17 @@ def test_project_reader_and_dj_process_both_refuse_a_bad_line(kind, tmp_path, ti
     if kind == "nested 3000 deep":
         return  # Data-Juicer's loader spins for minutes on it before a RecursionError (README: Input)
     config = tmp_path / "r.yaml"
-    config.write_text(yaml.safe_dump({"dataset_path": str(pool), "export_path": str(tmp_path / "out" / "s.jsonl"), "text_keys": "instruction",
-                                      "np": 1, "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "dataset_path": str(pool),
+                "export_path": str(tmp_path / "out" / "s.jsonl"),
+                "text_keys": "instruction",
+                "np": 1,
+                "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}],
+            }
+        )
+    )
     result = run("dj-process", "--config", str(config), cwd=tmp_path)
     assert result.returncode != 0 and not (tmp_path / "out" / "s.jsonl").exists()  # the same file is refused there too
 
@@ -213,7 +317,9 @@ def test_check_counts_the_rows_of_good_files(tmp_path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is visible")
 def test_train_on_a_cuda_device_torch_cannot_see_is_one_line(tmp_path, tiny_model, theme_corpus):
-    result = run("daar", "train", "--corpus", str(theme_corpus), "--out", str(tmp_path / "b"), "--model", str(tiny_model), "--device", "cuda")
+    result = run(
+        "daar", "train", "--corpus", str(theme_corpus), "--out", str(tmp_path / "b"), "--model", str(tiny_model), "--device", "cuda"
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
     assert "no CUDA device is visible to torch" in errors[0] and "README: GPU" in errors[0]
@@ -223,12 +329,14 @@ def test_two_concurrent_trainings_into_one_directory_leave_a_valid_bundle(tmp_pa
     from data_juicer_daar.method.bundle import load_bundle
 
     out = tmp_path / "shared"
-    args = [str(BIN / "daar"), "train", "--corpus", str(theme_corpus), "--out", str(out), "--model", str(tiny_model), "--layers", "2",
-            "--max-length", "64", "--max-epochs", "5", "--folds", "2"]
-    procs = [subprocess.Popen([*args, "--seed", str(seed)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    args = [str(BIN / "daar"), *tiny_train(theme_corpus, out, tiny_model, epochs=5, folds=2)]
+    procs = [
+        subprocess.Popen([*args, "--seed", str(seed)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed in (1, 2)
+    ]
     results = [(p.wait(timeout=900), p.stderr.read()) for p in procs]
     assert all(rc == 0 for rc, _ in results), [err[-1500:] for _, err in results]
     bundle = load_bundle(out)  # whole, digest-checked: one of the two, never a mix
-    assert bundle.manifest["training"]["seed"] in (1, 2)
+    assert bundle.manifest.training["seed"] in (1, 2)
     assert sorted(p.name for p in out.iterdir()) == ["heads.safetensors", "manifest.json", "synthetic.jsonl"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shared")]  # no staging left behind

@@ -22,16 +22,34 @@ def as_form(row: dict, form: str) -> dict:
     if form == "messages":
         return {"id": row["id"], "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
     if form == "sharegpt":
-        return {"id": row["id"], "conversations": [{"from": "system", "value": "Answer briefly."}, {"from": "human", "value": question}, {"from": "gpt", "value": answer}]}
+        return {
+            "id": row["id"],
+            "conversations": [
+                {"from": "system", "value": "Answer briefly."},
+                {"from": "human", "value": question},
+                {"from": "gpt", "value": answer},
+            ],
+        }
     return {"id": row["id"], "text": f"{question}\n{answer}"}
 
 
 def scoring_recipe(tmp_path, pool, bundle, op_extra=None, **extra):
     op_extra = op_extra or {}
-    return recipe(tmp_path, pool, [
-        {"daar_domain_probe_mapper": {"probe_path": str(bundle), **op_extra}},
-        {"daar_diversity_score_filter": {"probe_path": str(bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl"), **op_extra}},
-    ], **extra)
+    return recipe(
+        tmp_path,
+        pool,
+        [
+            {"daar_domain_probe_mapper": {"probe_path": str(bundle), **op_extra}},
+            {
+                "daar_diversity_score_filter": {
+                    "probe_path": str(bundle),
+                    "stats_export_path": str(tmp_path / "out" / "scored.jsonl"),
+                    **op_extra,
+                }
+            },
+        ],
+        **extra,
+    )
 
 
 def assert_scored_like_the_scorer(tmp_path, rows, bundle):
@@ -39,7 +57,7 @@ def assert_scored_like_the_scorer(tmp_path, rows, bundle):
     scored = read_rows(tmp_path / "out" / "scored.jsonl")
     assert [r["id"] for r in scored] == [r["id"] for r in rows]
     expected = Scorer(bundle).score([render(r).text for r in rows])
-    for row, reward, entropy, domain in zip(scored, expected.reward, expected.entropy, expected.domains):
+    for row, reward, entropy, domain in zip(scored, expected.predictor, expected.probe_entropy, expected.domains):
         assert row[Fields.stats][keys.DIVERSITY] == pytest.approx(float(reward), abs=1e-5)
         assert row[Fields.stats][keys.PROBE_ENTROPY] == pytest.approx(float(entropy), abs=1e-5)
         assert row[Fields.meta][keys.DOMAIN] == domain

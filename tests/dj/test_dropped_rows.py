@@ -47,7 +47,9 @@ def test_saved_dataset_with_several_splits_needs_a_split(tmp_path):
 
     import data_juicer_daar  # noqa: F401  (registers the source)
 
-    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "a"}]), "test": datasets.Dataset.from_list([{"text": "b"}])})
+    splits = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list([{"text": "a"}]), "test": datasets.Dataset.from_list([{"text": "b"}])}
+    )
     splits.save_to_disk(str(tmp_path / "saved"))
     strategy = DataLoadStrategyRegistry.get_strategy_class("default", "local", "huggingface_disk")
     cfg = Namespace(text_keys="text")

@@ -25,17 +25,31 @@ def scored(tiny_bundle, tmp_path_factory):
     """A pool scored and a balanced 25 % selection made by a real dj-process run."""
     tmp_path = tmp_path_factory.mktemp("report")
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(10))
-    config = recipe(tmp_path, pool, [
-        {"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}},
-        {"daar_diversity_score_filter": {"probe_path": str(tiny_bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}},
-        {"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "top_ratio": 0.25, "mode": "balanced"}},
-    ])
+    config = recipe(
+        tmp_path,
+        pool,
+        [
+            {"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}},
+            {"daar_diversity_score_filter": {"probe_path": str(tiny_bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}},
+            {"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "top_ratio": 0.25, "mode": "balanced"}},
+        ],
+    )
     assert dj("dj-process", config, tmp_path).returncode == 0
     return tmp_path / "out"
 
 
 def report(out: Path, scored: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = ["--pool", str(scored / "scored.jsonl"), "--selection", str(scored / "selected.jsonl"), "--out", str(out), "--id-key", "id", *extra]
+    args = [
+        "--pool",
+        str(scored / "scored.jsonl"),
+        "--selection",
+        str(scored / "selected.jsonl"),
+        "--out",
+        str(out),
+        "--id-key",
+        "id",
+        *extra,
+    ]
     return subprocess.run([str(Path(sys.executable).parent / "daar"), "report", *args], capture_output=True, text=True, timeout=300)
 
 
@@ -45,8 +59,8 @@ def test_html_report_shows_plots_examples_and_bundle_facts(scored, tiny_bundle, 
     page = (tmp_path / "r" / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 3 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
-    assert "src=\"http" not in page and "<link" not in page  # self-contained
-    for name in ("domains", "rewards", "rewards_by_domain"):
+    assert 'src="http' not in page and "<link" not in page  # self-contained
+    for name in ("domains", "probe_entropy", "probe_entropy_by_domain"):
         assert (tmp_path / "r" / f"{name}.png").stat().st_size > 1000
 
     pool = read_rows(scored / "scored.jsonl")
@@ -84,10 +98,24 @@ def test_html_report_renders_in_headless_chromium(scored, tiny_bundle, tmp_path)
 
     assert report(tmp_path / "r", scored, "--bundle", str(tiny_bundle)).returncode == 0
     shot = tmp_path / "shot.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars"]
-    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1100,1400", (tmp_path / "r" / "report.html").as_uri()],
-                   capture_output=True, text=True, timeout=120)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--hide-scrollbars",
+    ]
+    subprocess.run(
+        [CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1100,1400", (tmp_path / "r" / "report.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.shape[:2] == (1400, 1100)
     # the page drew text and the embedded plots: matplotlib's first two bar colours are on screen
@@ -126,8 +154,16 @@ def test_html_in_rows_is_escaped_in_the_page(scored, tmp_path):
         for r in rows:
             if r["id"] == victim:
                 r["instruction"] = hostile
-    args = ["--pool", str(write_jsonl(tmp_path / "pool.jsonl", pool)), "--selection", str(write_jsonl(tmp_path / "sel.jsonl", selected)),
-            "--out", str(tmp_path / "r"), "--id-key", "id"]
+    args = [
+        "--pool",
+        str(write_jsonl(tmp_path / "pool.jsonl", pool)),
+        "--selection",
+        str(write_jsonl(tmp_path / "sel.jsonl", selected)),
+        "--out",
+        str(tmp_path / "r"),
+        "--id-key",
+        "id",
+    ]
     result = subprocess.run([str(Path(sys.executable).parent / "daar"), "report", *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     page = (tmp_path / "r" / "report.html").read_text()

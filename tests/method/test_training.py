@@ -13,11 +13,13 @@ from data_juicer_daar.method.scoring import Scorer
 from data_juicer_daar.method.synthesis import SynthesisConfig, parse_example
 from data_juicer_daar.method.heads import Head
 from data_juicer_daar.method.models import cache_dir
-from data_juicer_daar.method.training import DaarTrainer, TrainConfig, TrainingError, fit_head, fit_temperature
+from data_juicer_daar.errors import TrainingError
+from data_juicer_daar.method.heads import fit_head, fit_temperature
+from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
 
 def tiny_config(tiny_model, **kw):
-    base = dict(model=str(tiny_model), num_layers=2, max_length=64, max_epochs=30, folds=3)
+    base = dict(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=30), folds=3)
     return TrainConfig(**{**base, **kw})
 
 
@@ -26,8 +28,14 @@ def tiny_config(tiny_model, **kw):
     "answer, expected",
     [
         ("Instruction: Add 2 and 3.\nInput: none\nOutput: 5", {"instruction": "Add 2 and 3.", "input": "", "output": "5"}),
-        ("**Instruction:** Name a fruit\n**Output:** apple\nInstruction: second one", {"instruction": "Name a fruit", "input": "", "output": "apple"}),
-        ("instructions: Sort\nthe list\nInput: [3, 1]\nAnswer: [1, 3]", {"instruction": "Sort\nthe list", "input": "[3, 1]", "output": "[1, 3]"}),
+        (
+            "**Instruction:** Name a fruit\n**Output:** apple\nInstruction: second one",
+            {"instruction": "Name a fruit", "input": "", "output": "apple"},
+        ),
+        (
+            "instructions: Sort\nthe list\nInput: [3, 1]\nAnswer: [1, 3]",
+            {"instruction": "Sort\nthe list", "input": "[3, 1]", "output": "[1, 3]"},
+        ),
     ],
 )
 def test_parse_example_accepts_variants(answer, expected):
@@ -118,25 +126,25 @@ def test_fit_temperature_minimises_held_out_nll():
 def test_non_finite_features_fail_in_one_line(tiny_model):
     x = torch.full((20, 4), float("nan"))
     with pytest.raises(TrainingError, match="never finite"):
-        fit_head(Head(4, 2, [8]), x, torch.zeros(20, dtype=torch.long), np.arange(4), tiny_config(tiny_model, max_epochs=3), seed=0)
+        fit_head(Head(4, 2, [8]), x, torch.zeros(20, dtype=torch.long), np.arange(4), HeadConfig(max_epochs=3), seed=0, task="classify")
 
 
 # -- the whole fit -------------------------------------------------------------------------------
 def test_train_with_defaults_learns_the_themes(tiny_bundle, theme_corpus):
     bundle = load_bundle(tiny_bundle)
     m = bundle.manifest
-    assert m["backbone"]["num_layers"] == 2 and m["backbone"]["max_length"] == 64
-    assert m["text"]["template"] == "daar-text-v1"
-    assert [d["name"] for d in m["domains"]] == ["common_sense", "reasoning", "mathematics", "coding"]
-    metrics = m["metrics"]
+    assert m.backbone.num_layers == 2 and m.backbone.max_length == 64
+    assert m.text["template"] == "daar-text-v1"
+    assert m.domain_names == ["common_sense", "reasoning", "mathematics", "coding"]
+    metrics = m.metrics
     assert sum(metrics["cluster_sizes"].values()) == metrics["n_probe"] == 120
     assert 0.0 <= metrics["probe_val_accuracy"] <= 1.0 and metrics["predictor_val_mse"] >= 0
     assert 0 <= metrics["entropy_target_mean"] <= math.log(4)
     assert set(metrics["timings_s"]) >= {"synthesis_s", "features_s", "pseudo_labels_s", "heads_s"}
     synthetic = read_synthetic(tiny_bundle)
     assert len(synthetic) == 48 and {r["origin"] for r in synthetic} == {"seed"}
-    assert m["synthesis"]["enabled"] is False and metrics["clusters"] == 12
-    assert metrics["probe_temperature"] > 0 and m["training"]["pseudo_labels"] == "overcluster_cosine"
+    assert m.synthesis["enabled"] is False and metrics["clusters"] == 12
+    assert metrics["probe_temperature"] > 0 and m.training["pseudo_labels"] == "overcluster_cosine"
 
 
 def test_same_seed_same_bundle(tiny_model, theme_corpus, tmp_path):
@@ -144,7 +152,7 @@ def test_same_seed_same_bundle(tiny_model, theme_corpus, tmp_path):
     a = DaarTrainer(tiny_config(tiny_model)).fit(rows)
     b = DaarTrainer(tiny_config(tiny_model)).fit(rows)
     assert a.pseudo_labels_.tolist() == b.pseudo_labels_.tolist()
-    strip = lambda m: {k: v for k, v in m["metrics"].items() if k != "timings_s"}  # noqa: E731
+    strip = lambda m: {k: v for k, v in m.metrics.items() if k != "timings_s"}  # noqa: E731
     assert strip(a.manifest_) == strip(b.manifest_)
     for key, value in a.predictor_.state_dict().items():
         assert value.equal(b.predictor_.state_dict()[key])
@@ -154,8 +162,8 @@ def test_same_seed_same_bundle(tiny_model, theme_corpus, tmp_path):
 
 def test_in_sample_targets_are_more_confident(tiny_model, theme_corpus):
     rows = read_jsonl(theme_corpus)
-    cross = DaarTrainer(tiny_config(tiny_model)).fit(rows).manifest_["metrics"]["entropy_target_mean"]
-    inside = DaarTrainer(tiny_config(tiny_model, entropy_targets="in_sample")).fit(rows).manifest_["metrics"]["entropy_target_mean"]
+    cross = DaarTrainer(tiny_config(tiny_model)).fit(rows).manifest_.metrics["entropy_target_mean"]
+    inside = DaarTrainer(tiny_config(tiny_model, entropy_targets="in_sample")).fit(rows).manifest_.metrics["entropy_target_mean"]
     assert inside <= cross
 
 
@@ -164,14 +172,14 @@ def test_generation_runs_and_is_cached_across_pools(tiny_model, theme_corpus):
     config = tiny_config(tiny_model, synthesize=True, synthesis=synth)
     rows = read_jsonl(theme_corpus)
     first = DaarTrainer(config).fit(rows)
-    summary = first.manifest_["synthesis"]["per_domain"]["coding"]
+    summary = first.manifest_.synthesis["per_domain"]["coding"]
     assert summary["generated"] == 4  # warm-up 2 + one augmentation round of 2
     assert summary["seeds"] == 12 and summary["generated"] == summary["accepted"] + summary["malformed"] + summary["too_similar"]
     again = DaarTrainer(config).fit(rows[::2])  # another pool: same models, domains and options
     assert again.synthetic_ == first.synthetic_
-    assert again.manifest_["synthesis"] == first.manifest_["synthesis"] and first.manifest_["synthesis"]["enabled"]
-    assert again.manifest_["metrics"]["timings_s"]["synthesis_s"] < first.manifest_["metrics"]["timings_s"]["synthesis_s"]
-    cached = cache_dir() / "synthesis" / f"{first.manifest_['synthesis']['key']}.json"
+    assert again.manifest_.synthesis == first.manifest_.synthesis and first.manifest_.synthesis["enabled"]
+    assert again.manifest_.metrics["timings_s"]["synthesis_s"] < first.manifest_.metrics["timings_s"]["synthesis_s"]
+    cached = cache_dir() / "synthesis" / f"{first.manifest_.synthesis['key']}.json"
     cached.write_text("{truncated")  # a damaged cache entry is regenerated, never a crash
     assert DaarTrainer(config).fit(rows).synthetic_ == first.synthetic_
 
@@ -181,8 +189,8 @@ def test_scorer_outputs(tiny_bundle):
     scores = scorer.score(["Solve 2 + 3 * x = 14 for x.", "", "def f9(x):\n    return x * 4"])
     assert scores.probs.shape == (3, 4)
     np.testing.assert_allclose(scores.probs[[0, 2]].sum(1), 1.0, atol=1e-5)
-    assert scores.domains[1] == "<no text>" and not scores.probs[1].any() and scores.reward[1] == 0
-    assert ((scores.reward >= 0) & (scores.reward <= math.log(4) + 1e-6)).all()
+    assert scores.domains[1] == "<no text>" and not scores.probs[1].any() and scores.predictor[1] == 0
+    assert ((scores.predictor >= 0) & (scores.predictor <= math.log(4) + 1e-6)).all()
 
 
 # -- bad corpora ---------------------------------------------------------------------------------
@@ -216,7 +224,7 @@ def test_bundle_round_trip_scores_identically(tiny_bundle, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_bundle, copy)
     texts = ["Why do people carry umbrellas on day 3?", "Anna is taller than Ben4. Who is shorter?"]
-    np.testing.assert_array_equal(Scorer(tiny_bundle).score(texts).reward, Scorer(copy).score(texts).reward)
+    np.testing.assert_array_equal(Scorer(tiny_bundle).score(texts).predictor, Scorer(copy).score(texts).predictor)
 
 
 def _damage(bundle, tmp_path, how):
@@ -230,7 +238,7 @@ def _damage(bundle, tmp_path, how):
 
 def _edit_manifest(path, change, resign=False):
     """Edit a bundle's manifest; ``resign`` also renews its digest (a forged edit: later checks must still hold)."""
-    from data_juicer_daar.method.bundle import _manifest_digest
+    from data_juicer_daar.method.manifest import digest as _manifest_digest
 
     manifest = json.loads((path / "manifest.json").read_text())
     change(manifest)
@@ -250,7 +258,10 @@ def _edit_manifest(path, change, resign=False):
         (lambda p: _edit_manifest(p, lambda m: m["backbone"].update(max_length=8)), "manifest.json was edited after training"),
         (lambda p: _edit_manifest(p, lambda m: m["domains"].reverse()), "manifest.json was edited after training"),
         (lambda p: _edit_manifest(p, lambda m: m["text"].update(template=0)), "manifest.json was edited after training"),
-        (lambda p: _edit_manifest(p, lambda m: m["backbone"].update(num_layers=1, pooling="last")), "manifest.json was edited after training"),
+        (
+            lambda p: _edit_manifest(p, lambda m: m["backbone"].update(num_layers=1, pooling="last")),
+            "manifest.json was edited after training",
+        ),
         (lambda p: _edit_manifest(p, lambda m: m.pop("manifest_sha256")), "manifest.json was edited after training"),
         (lambda p: _edit_manifest(p, lambda m: m.update(format_version=1)), "written by an older version"),
         (lambda p: _edit_manifest(p, lambda m: m["heads"].update(hidden=[8, 8]), resign=True), "weights do not match the manifest"),
@@ -296,12 +307,12 @@ def test_domain_without_examples_needs_examples_or_synthesis(tiny_model, theme_c
         ({"entropy_targets": "both"}, "entropy_targets must be 'cross_fit' or 'in_sample'"),
         ({"val_fraction": 1.0}, "val_fraction must be in (0, 1)"),
         ({"val_fraction": float("nan")}, "val_fraction must be in (0, 1)"),
-        ({"lr": float("nan")}, "lr must be a finite number > 0"),
-        ({"weight_decay": float("inf")}, "weight_decay one >= 0"),
+        ({"heads": {"lr": float("nan")}}, "lr must be a finite number > 0"),
+        ({"heads": {"weight_decay": float("inf")}}, "weight_decay one >= 0"),
         ({"subdomains": 0}, "subdomains must be >= 1, got 0"),
     ],
 )
 def test_bad_train_config_is_one_line(kwargs, message):
     with pytest.raises(ValueError) as error:
-        TrainConfig(**kwargs)
+        TrainConfig(**{k: HeadConfig(**v) if k == "heads" else v for k, v in kwargs.items()})
     assert message in str(error.value) and "\n" not in str(error.value)

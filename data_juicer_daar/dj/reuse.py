@@ -1,0 +1,69 @@
+"""The reuse rule: which DaaR values a row already carries, and under which tag.
+
+Every value an op writes is tagged with the scoring tag (bundle heads + text settings + number
+format). A later op reuses a stored value only under its own tag; anything else counts as missing
+and is scored again. Pure functions over a row's stats and meta dicts, so Ray workers, which
+cannot score, apply the same rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+from collections.abc import Sequence
+
+import torch
+
+from .. import keys
+from ..method.scoring import entropy
+from ..method.text import TextFields
+
+#: the names ``stored_values`` answers: every score of ``keys.SCORES`` and every ``keys.META_VALUES``
+VALUE_NAMES = (*keys.SCORES, *keys.META_VALUES)
+
+
+def scoring_tag(bundle_fingerprint: str, fields: TextFields, dtype: str) -> str:
+    """What a stored DaaR value depends on: the bundle's heads, how rows were rendered and the
+    backbone's number format."""
+    return hashlib.sha256(json.dumps([bundle_fingerprint, asdict(fields), dtype], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _tag_of(record: Any) -> str | None:
+    return record.get(keys.BUNDLE) if isinstance(record, dict) else None
+
+
+def other_tag(stat: Any, meta: Any, tag: str) -> bool:
+    """The row carries DaaR values, none of them under ``tag`` (another bundle or text setting)."""
+    tags = {_tag_of(stat), _tag_of(meta)} - {None}
+    return bool(tags) and tag not in tags
+
+
+def _stored(stat: dict, meta: dict, name: str) -> Any:
+    """Where each value is kept: a score in the filter's stats, else in (or derived from) the
+    mapper's meta; every other value in the mapper's meta."""
+    score = keys.SCORES.get(name)
+    if score is None:
+        return meta.get(keys.META_VALUES[name])
+    if stat.get(score.stats_key) is not None:
+        return stat[score.stats_key]
+    if score.meta_key is not None:
+        return meta.get(score.meta_key)
+    probs = meta.get(keys.DOMAIN_PROBS)  # the probe entropy is the entropy of the stored softmax
+    return None if probs is None else float(entropy(torch.tensor(probs, dtype=torch.float32)))
+
+
+def stored_values(stat: Any, meta: Any, tag: str, wanted: Sequence[str]) -> dict[str, Any] | None:
+    """The ``wanted`` values (of ``VALUE_NAMES``) an earlier op stored for a row under ``tag``, plus
+    ``bundle``: the tag; None when any is missing. A record written under another tag counts as
+    missing."""
+    stat = stat if _tag_of(stat) == tag else {}
+    meta = meta if _tag_of(meta) == tag else {}
+    out: dict[str, Any] = {"bundle": tag}
+    for name in wanted:
+        value = _stored(stat, meta, name)
+        if value is None:
+            return None
+        out[name] = value
+    return out

@@ -1,0 +1,95 @@
+"""The bundle's manifest, typed: what the heads were trained with, on what, and how well.
+
+``manifest.json`` is this dataclass as JSON (``to_dict``/``from_dict``, same keys, same order);
+every reader uses the attributes. ``metrics``, ``synthesis`` and ``training`` stay plain dicts:
+they are records for people (the CLI, the report), not settings anything computes with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import MISSING, dataclass, fields, is_dataclass
+from typing import Any
+
+from ..errors import BundleError
+
+
+@dataclass(frozen=True)
+class BackboneFacts:
+    """The truncated backbone the features came from."""
+
+    model: str  # the model's label (or directory)
+    fingerprint: str  # SHA-256 over every tensor the first L blocks read
+    num_layers: int  # decoder blocks kept, L
+    dim: int  # feature width
+    pooling: str
+    max_length: int  # tokens per sample
+    dtype: str | None = None  # the number format the training features were computed in (None: float32, older bundles)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a bundle records besides its weights."""
+
+    package_version: str
+    backbone: BackboneFacts
+    text: dict[str, Any]  # {"template": version, "fields": TextFields as a dict}
+    domains: list[dict[str, str]]  # [{"name", "description"}], the bundle's domain order
+    heads: dict[str, Any]  # {"hidden": widths, "standardised_input": true}
+    subdomains: dict[str, Any]  # {"count", "space"}
+    synthesis: dict[str, Any]  # {"enabled", "per_domain", ["key"]}
+    training: dict[str, Any]  # every TrainConfig field
+    metrics: dict[str, Any]  # validation metrics, sizes, wall times
+    format_version: int | None = None  # set by ``bundle.save_bundle``
+    weights_sha256: str | None = None
+    manifest_sha256: str | None = None
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [d["name"] for d in self.domains]
+
+    @property
+    def hidden(self) -> list[int]:
+        return list(self.heads["hidden"])
+
+    @property
+    def subdomain_count(self) -> int:
+        return int(self.subdomains["count"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (unset entries left out, so an older bundle's manifest reads back as written)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if is_dataclass(value):
+                value = {g.name: getattr(value, g.name) for g in fields(value) if getattr(value, g.name) is not None}
+            if value is not None:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> Manifest:
+        """The manifest of ``data`` (read from ``where``); a missing or unknown entry is a one-line ``BundleError``."""
+        names = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        missing = sorted(required - set(data))
+        unknown = sorted(set(data) - names)
+        if missing or unknown:
+            raise BundleError(f"{where}: manifest is incomplete (missing {missing or 'nothing'}, unknown {unknown or 'nothing'})")
+        try:
+            backbone = BackboneFacts(**data["backbone"])
+        except TypeError as exc:
+            raise BundleError(f"{where}: manifest is incomplete (backbone: {exc})") from None
+        return cls(**{**data, "backbone": backbone})
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the bundle is retrained (the manifest holds the weights' digest)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def digest(data: dict[str, Any]) -> str:
+    """Digest of everything in a manifest's JSON form but the digest itself (any edit changes it)."""
+    body = {k: v for k, v in data.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

@@ -1,0 +1,116 @@
+"""``daar report``, step 1: read a scored pool and its selection into a ``Selection``.
+
+The scored pool is the filter's ``stats_export_path`` output (every row with its DaaR meta and
+stats); the selection is what ``dj-process`` wrote. Rows are matched by an id field or as whole rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ... import keys
+from ...errors import ConfigError, CorpusError
+from ...method.corpus import read_jsonl
+from ...method.text import render
+
+
+def _row_key(row: dict, id_key: str | None) -> str:
+    if id_key:
+        return json.dumps(row.get(id_key), sort_keys=True, default=str)
+    return json.dumps({k: v for k, v in row.items() if not k.startswith(keys.DJ_PREFIX)}, sort_keys=True, default=str)
+
+
+@dataclass
+class Selection:
+    """A scored pool with, per row, its score, predicted domain, text and whether it was selected."""
+
+    pool_path: str
+    selection_path: str
+    score: keys.Score  # the score the selector ranked by
+    n_selected: int
+    scores: np.ndarray
+    domains: list[str]
+    picked: np.ndarray
+    texts: list[str]
+    issues: Counter
+    subdomains: list[int | None]  # meta daar_subdomain per row (None: not tagged by the mapper)
+
+    def subdomain_coverage(self) -> tuple[int, int] | None:
+        """(sub-domains with a selected row, sub-domains in the pool), or None when rows carry none."""
+        pool = {g for g in self.subdomains if g is not None and g >= 0}
+        if not pool:
+            return None
+        return len({g for g, p in zip(self.subdomains, self.picked) if p and g in pool}), len(pool)
+
+    def domain_counts(self) -> tuple[Counter, Counter]:
+        """Rows per predicted domain in the pool and in the selection."""
+        return Counter(self.domains), Counter(d for d, p in zip(self.domains, self.picked) if p)
+
+    def cutoffs(self) -> dict[str, float]:
+        """Lowest selected score per domain: the cut-off each domain's rows had to reach."""
+        out: dict[str, float] = {}
+        for d, score, kept in zip(self.domains, self.scores, self.picked):
+            if kept:
+                out[d] = min(out.get(d, float(score)), float(score))
+        return out
+
+
+def load_selection(
+    pool_path: str | Path, selection_path: str | Path, id_key: str | None = None, score: str = keys.DEFAULT_SCORE
+) -> Selection:
+    """Read the scored pool and the selection; mark each pool row that was selected."""
+    pool, selection = read_jsonl(pool_path), read_jsonl(selection_path, allow_empty=True)
+    if id_key is not None:
+        for name, rows in (("pool", pool), ("selection", selection)):
+            lacking = sum(id_key not in r for r in rows)
+            if lacking:
+                raise CorpusError(
+                    f"{id_key!r}: {lacking} of {len(rows)} {name} rows have no such field; pass a field every row has, "
+                    "or none to match whole rows",
+                    option="id_key",
+                )
+    if score not in keys.SCORES:
+        raise ConfigError(f"must be one of {', '.join(keys.SCORES)}, got {score!r}", option="score")
+    score_key = keys.SCORES[score].stats_key
+    missing = [i for i, r in enumerate(pool, 1) if (r.get(keys.STATS) or {}).get(score_key) is None]
+    if missing:
+        raise CorpusError(
+            f"{pool_path}: row {missing[0]} has no {score_key} stats; pass the scored pool written by the filter's stats_export_path"
+        )
+    chosen = Counter(_row_key(r, id_key) for r in selection)
+    picked = []
+    for row in pool:
+        key = _row_key(row, id_key)
+        picked.append(chosen[key] > 0)
+        if chosen[key]:
+            chosen[key] -= 1
+    unmatched = sum(chosen.values())
+    if unmatched:
+        by = f"by {id_key!r}" if id_key else "as whole rows"
+        raise CorpusError(
+            f"{selection_path}: {unmatched} of {len(selection)} selected rows are not in the pool {pool_path} (matched {by}): "
+            "is the selection from another pool?"
+        )
+    meta = [r.get(keys.META) or {} for r in pool]
+    return Selection(
+        pool_path=str(pool_path),
+        selection_path=str(selection_path),
+        score=keys.SCORES[score],
+        n_selected=len(selection),
+        scores=np.array([r[keys.STATS][score_key] for r in pool], dtype=float),
+        domains=[m.get(keys.DOMAIN, "<not tagged>") for m in meta],
+        picked=np.array(picked, dtype=bool),
+        texts=[render(r).text for r in pool],
+        issues=Counter(m.get(keys.ISSUE) for m in meta if m.get(keys.ISSUE)),
+        subdomains=[m.get(keys.SUBDOMAIN) for m in meta],
+    )
+
+
+def score_edges(sel: Selection) -> np.ndarray:
+    """The 10 histogram bins of the report, from 0 to the highest score."""
+    return np.linspace(0, max(float(sel.scores.max()), 1e-6), 11)

@@ -1,0 +1,70 @@
+"""The layout's promises: the method never imports Data-Juicer, every error is a ``DaarError`` of
+``errors.py``, the selectors share one signature, and the names the tools spell match Data-Juicer's."""
+
+import ast
+import inspect
+from pathlib import Path
+
+import data_juicer_daar
+from data_juicer_daar import errors, keys
+
+PACKAGE = Path(data_juicer_daar.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_method_never_imports_data_juicer():
+    files = sorted((PACKAGE / "method").rglob("*.py"))
+    assert len(files) >= 10
+    offenders = {p.name: sorted(m for m in _imports(p) if m.split(".")[0] == "data_juicer") for p in files}
+    assert not {name: mods for name, mods in offenders.items() if mods}
+    # and the Data-Juicer side does import it: the boundary is where the layout says
+    assert any(m.startswith("data_juicer.") for p in (PACKAGE / "dj").rglob("*.py") for m in _imports(p))
+
+
+def test_every_error_class_is_a_daar_error_defined_in_errors_py():
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(getattr(b, "id", "").endswith(("Error", "Exception")) for b in node.bases):
+                assert path.name == "errors.py", f"{path.relative_to(PACKAGE)} defines {node.name}"
+    classes = [c for c in vars(errors).values() if inspect.isclass(c) and issubclass(c, Exception)]
+    assert len(classes) >= 9 and all(issubclass(c, errors.DaarError) for c in classes)
+
+
+def test_both_selectors_have_one_signature():
+    from data_juicer_daar.ops import DaarTopkRewardRaySelector, DaarTopkRewardSelector
+
+    default, ray = inspect.signature(DaarTopkRewardSelector.__init__), inspect.signature(DaarTopkRewardRaySelector.__init__)
+    assert default == ray and "coverage" in default.parameters
+    assert default.parameters["score_source"].default == keys.DEFAULT_SCORE
+
+
+def test_every_op_ranks_or_filters_by_the_same_default_score():
+    from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarTopkRewardSelector
+
+    for op in (DaarDiversityScoreFilter, DaarTopkRewardSelector):
+        assert inspect.signature(op.__init__).parameters["score_source"].default == keys.DEFAULT_SCORE
+
+
+def test_the_row_fields_the_tools_spell_are_data_juicers():
+    from data_juicer.utils.constant import Fields
+
+    assert (keys.META, keys.STATS) == (Fields.meta, Fields.stats)
+    assert keys.META.startswith(keys.DJ_PREFIX) and keys.STATS.startswith(keys.DJ_PREFIX)
+
+
+def test_the_cli_offers_exactly_the_scores_of_the_table():
+    from data_juicer_daar.tools.cli import build_parser
+
+    report = build_parser()._subparsers._group_actions[0].choices["report"]
+    score = next(a for a in report._actions if a.dest == "score")
+    assert tuple(score.choices) == tuple(keys.SCORES) and score.default == keys.DEFAULT_SCORE
