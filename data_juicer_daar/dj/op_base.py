@@ -87,7 +87,8 @@ class ScoringOp:
 
     Data-Juicer reads an op's parameters from the ``__init__`` signatures along its MRO, so the
     shared parameters are declared once, here, keyword-only; each op's own ``__init__`` takes its
-    own parameters and passes the rest on.
+    own parameters and passes the rest on. From Data-Juicer's op it reads ``_name``, ``text_key``,
+    ``instruction_key``, ``runtime_np()`` and ``use_cuda()``, and wraps its ``run``.
     """
 
     reuse_hint = ""  # said when this op scores rows no earlier op scored (selectors: how to avoid it)

@@ -22,6 +22,12 @@ def run(*args, cwd=None, timeout=900):
     return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
+def report_of(tmp_path, selection, out: str, id_key: str):
+    """``daar report`` on the scored pool ``tmp_path/out/scored.jsonl`` and ``tmp_path/selection``."""
+    pool, selection = tmp_path / "out" / "scored.jsonl", tmp_path / selection
+    return run("daar", "report", "--pool", str(pool), "--selection", str(selection), "--out", str(tmp_path / out), "--id-key", id_key)
+
+
 def tiny_train(corpus, out, model, epochs: int, folds: int) -> list[str]:
     """``daar train`` arguments for a quick bundle on the tiny model."""
     return [
@@ -163,50 +169,17 @@ def test_default_model_train_select_report(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(config))
     assert run("dj-process", "--config", str(recipe), cwd=tmp_path).returncode == 0
-    report = run(
-        "daar",
-        "report",
-        "--pool",
-        str(tmp_path / "out" / "scored.jsonl"),
-        "--selection",
-        str(tmp_path / "out" / "selected.jsonl"),
-        "--out",
-        str(tmp_path / "report"),
-        "--id-key",
-        "id",
-    )
+    report = report_of(tmp_path, "out/selected.jsonl", "report", id_key="id")
     assert report.returncode == 0, report.stderr[-2000:]
     text = (tmp_path / "report" / "report.txt").read_text()
     assert "selected: 16 rows" in text and "pool: 80 rows" in text
     assert (tmp_path / "report" / "domains.png").stat().st_size > 1000 and (tmp_path / "report" / "probe_entropy.png").is_file()
 
     # an --id-key no row has is refused in one line; an empty selection is reported, not refused
-    wrong = run(
-        "daar",
-        "report",
-        "--pool",
-        str(tmp_path / "out" / "scored.jsonl"),
-        "--selection",
-        str(tmp_path / "out" / "selected.jsonl"),
-        "--out",
-        str(tmp_path / "r2"),
-        "--id-key",
-        "uid",
-    )
+    wrong = report_of(tmp_path, "out/selected.jsonl", "r2", id_key="uid")
     assert wrong.returncode == 2 and wrong.stderr.count("daar: error:") == 1 and "80 of 80 pool rows have no such field" in wrong.stderr
     (tmp_path / "empty.jsonl").write_text("")
-    empty = run(
-        "daar",
-        "report",
-        "--pool",
-        str(tmp_path / "out" / "scored.jsonl"),
-        "--selection",
-        str(tmp_path / "empty.jsonl"),
-        "--out",
-        str(tmp_path / "r3"),
-        "--id-key",
-        "id",
-    )
+    empty = report_of(tmp_path, "empty.jsonl", "r3", id_key="id")
     assert empty.returncode == 0, empty.stderr[-2000:]
     text = (tmp_path / "r3" / "report.txt").read_text()
     assert "selected: 0 rows" in text and "the selection is empty" in text
