@@ -15,6 +15,7 @@ from benchmarks.common import OUT, demo_path, machine, measure, save
 
 
 def main() -> None:
+    from data_juicer_daar.method.bundle import read_manifest
     from data_juicer_daar.method.models import cache_dir
 
     extra = sys.argv[1:]
@@ -25,8 +26,8 @@ def main() -> None:
     t = time.perf_counter()
     _, rss = measure([sys.executable, "-m", "data_juicer_daar.tools.cli", "train", "--corpus", str(demo_path()), "--out", str(out), *extra])
     wall = time.perf_counter() - t
-    manifest = json.loads((out / "manifest.json").read_text())
-    metrics = manifest["metrics"]
+    manifest = read_manifest(out)
+    metrics = manifest.metrics
     result = {
         "machine": machine(),
         "args": extra,
@@ -34,7 +35,7 @@ def main() -> None:
         "wall_s": wall,
         "peak_rss_mib": rss,
         "metrics": metrics,
-        "synthesis": manifest["synthesis"],
+        "synthesis": manifest.synthesis,
     }
     save(name, result)
     print(json.dumps(result, indent=2))
