@@ -62,6 +62,28 @@ def test_the_row_fields_the_tools_spell_are_data_juicers():
     assert keys.META.startswith(keys.DJ_PREFIX) and keys.STATS.startswith(keys.DJ_PREFIX)
 
 
+def test_a_scored_batch_carries_every_value_the_reuse_rule_answers():
+    from dataclasses import fields
+
+    from data_juicer_daar.dj.op_base import Scored
+    from data_juicer_daar.dj.reuse import VALUE_NAMES
+
+    assert {f.name for f in fields(Scored)} - {"tag"} == set(VALUE_NAMES)
+
+
+def test_report_names_the_parameter_of_an_unknown_score(tmp_path):
+    import pytest
+
+    from data_juicer_daar.errors import ConfigError
+    from data_juicer_daar.tools.report.load import load_selection
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"id": 1, "__dj__stats__": {"daar_probe_entropy": 0.5}}\n')
+    with pytest.raises(ConfigError, match="must be one of predictor, probe_entropy, got 'reward'") as err:
+        load_selection(pool, pool, "id", score="reward")
+    assert err.value.option == "score"
+
+
 def test_the_cli_offers_exactly_the_scores_of_the_table():
     from data_juicer_daar.tools.cli import build_parser
 

@@ -7,6 +7,7 @@ they are records for people (the CLI, the report), not settings anything compute
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import MISSING, dataclass, fields, is_dataclass
@@ -83,9 +84,10 @@ class Manifest:
             raise BundleError(f"{where}: manifest is incomplete (backbone: {exc})") from None
         return cls(**{**data, "backbone": backbone})
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """Changes whenever the bundle is retrained (the manifest holds the weights' digest)."""
+        """Changes whenever the bundle is retrained (the manifest holds the weights' digest); computed
+        once (scoring tags every batch with it)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -178,6 +178,7 @@ def test_default_model_train_select_report(tmp_path):
     # an --id-key no row has is refused in one line; an empty selection is reported, not refused
     wrong = report_of(tmp_path, "out/selected.jsonl", "r2", id_key="uid")
     assert wrong.returncode == 2 and wrong.stderr.count("daar: error:") == 1 and "80 of 80 pool rows have no such field" in wrong.stderr
+    assert "daar: error: --id-key 'uid': " in wrong.stderr  # the library names the parameter, the CLI its flag
     (tmp_path / "empty.jsonl").write_text("")
     empty = report_of(tmp_path, "empty.jsonl", "r3", id_key="id")
     assert empty.returncode == 0, empty.stderr[-2000:]
