@@ -40,7 +40,7 @@ setup(
     extras_require={
         # the trainer handoff (examples/sft_trl.py): versions checked with the transformers above
         "sft": ["trl==1.16.0", "peft==0.21.2"],
-        "test": ["pytest>=8", "ruff==0.17.6", "trl==1.16.0", "peft==0.21.2"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff==0.17.6", "trl==1.16.0", "peft==0.21.2"],
     },
     entry_points={
         "data_juicer.ops": ["daar = data_juicer_daar"],

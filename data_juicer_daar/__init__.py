@@ -8,10 +8,11 @@ The layout follows the data flow and states the boundary:
   heads (``heads``, ``training``) -> the bundle (``manifest``, ``bundle``) -> scores (``scoring``)
   -> top-k (``selection``).
 * ``dj/``: the Data-Juicer side: the op lifecycle (``op_base``), the reuse rule (``reuse``), the one
-  selector signature and its Ray path (``topk``), dropped-row counting, the saved-dataset loader,
-  the Ray head watch.
+  selector signature and its Ray path (``topk``), dropped-row counting, the recipe's paths check
+  (``recipe_paths``), the saved-dataset loader, the Ray head watch.
 * ``ops/``: the four registered ops, one per file, named as registered.
-* ``tools/``: the ``daar`` command (``cli``), the demo corpus, ``daar report``.
+* ``tools/``: the ``daar`` command (``cli``), ``daar process`` (``process``), the demo corpus,
+  ``daar report``.
 * Beside them: ``keys`` (every field name and the one table of scores), ``errors`` (every error),
   ``options`` (config fields that are also flags), ``version``.
 

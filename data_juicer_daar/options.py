@@ -8,9 +8,13 @@ into argparse options (nested config dataclasses included) and ``from_args`` bui
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from dataclasses import MISSING, Field, field, fields, is_dataclass
 from typing import Any, TypeVar
 from collections.abc import Callable, Collection
+
+from .errors import ConfigError
 
 T = TypeVar("T")
 
@@ -71,3 +75,43 @@ def from_args(config: type[T], args: argparse.Namespace) -> T:
         elif "help" in f.metadata and hasattr(args, f.name):
             values[f.name] = getattr(args, f.name)
     return config(**values)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    """One-line ``ConfigError`` (``option=name``) unless ``value`` is a finite number (an int when
+    ``integer``) inside the bounds (``open_*``: the bound itself is excluded)."""
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low is None or value > low or (not open_low and value == low))
+    ok = ok and (high is None or value < high or (not open_high and value == high))
+    if not ok:
+        lo = "" if low is None else f"{'>' if open_low else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
+        rule = " and ".join(r for r in (lo, hi) if r)
+        raise ConfigError(
+            f"{name} must be {'an integer' if integer else 'a finite number'}{' ' + rule if rule else ''}, got {value!r}", option=name
+        )
+
+
+def check_choice(name: str, value: Any, allowed: Collection[str]) -> None:
+    """One-line ``ConfigError`` (``option=name``) unless ``value`` is one of ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}", option=name)
+
+
+DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def check_device(name: str, value: Any) -> None:
+    """One-line ``ConfigError`` unless ``value`` is None, "cpu", "cuda", "cuda:N" or "mps"."""
+    if value is not None and not (isinstance(value, str) and DEVICE.fullmatch(value)):
+        raise ConfigError(f"{name} must be cpu, cuda, cuda:N or mps, got {value!r}", option=name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 from collections.abc import Iterable
 
@@ -38,6 +39,11 @@ def _json_rows(path: Path) -> Iterable[object]:
                     yield json.loads(line)
                 except (ValueError, RecursionError):
                     continue  # Data-Juicer's loader reports unreadable files itself
+
+
+def _missing(value: object) -> bool:
+    """Whether Data-Juicer's loader reads the field as null: absent, null, or a JSON NaN/Infinity."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def _arrow_dropped(table, keys: list[str]) -> tuple[int, int]:
@@ -72,7 +78,7 @@ def count_dropped(path: str | Path, keys: list[str]) -> tuple[int, int] | None:
             d = t = 0
             for row in _json_rows(file):
                 t += 1
-                d += not isinstance(row, dict) or any(row.get(k) is None for k in keys)
+                d += not isinstance(row, dict) or any(_missing(row.get(k)) for k in keys)
         else:
             continue
         seen, dropped, total = True, dropped + d, total + t
@@ -85,13 +91,13 @@ def _warn(path: str, keys: tuple[str, ...], stamp: tuple[float, int]) -> None:
     if counted and counted[0]:
         dropped, total = counted
         logger.warning(
-            f"{dropped} of {total} rows of {path} have no {' / '.join(keys)} (the recipe's text_keys) and were dropped "
-            "by Data-Juicer's formatter before any op ran; give those rows the field (an empty string scores as no text) "
-            "or set text_keys to a field every row has (README: Input)"
+            f"{dropped} of {total} rows of {path} have no {' / '.join(keys)} (the recipe's text_keys; null, NaN and Infinity "
+            "count as none) and were dropped by Data-Juicer's formatter before any op ran; give those rows the field (an empty "
+            "string scores as no text) or set text_keys to a field every row has (README: Input)"
         )
 
 
-def _local_inputs(cfg) -> list[str]:
+def local_inputs(cfg) -> list[str]:
     """The recipe's local inputs: ``dataset_path``, or the local entries of ``dataset.configs``."""
     if getattr(cfg, "dataset_path", None):
         return [cfg.dataset_path]
@@ -128,7 +134,7 @@ def warn_dropped_rows() -> None:
         return
     keys = getattr(cfg, "text_keys", None) or "text"
     keys = tuple([keys] if isinstance(keys, str) else keys)
-    for path in _local_inputs(cfg):
+    for path in local_inputs(cfg):
         check_one_format(path)
         try:
             stat = Path(path).stat()

@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import os
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from ..method.cpu_share import CpuShare
 from ..method.scoring import Scorer, check_bundle
 from ..method.text import FORMATS, TextFields, render
 from .dropped_rows import warn_dropped_rows
+from .recipe_paths import check_running_recipe
 from .ray_watch import ray_node, watch_head
 from .reuse import other_tag, scoring_tag, stored_values
 
@@ -48,6 +50,30 @@ model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 
 
 _CHUNK = 1000  # rows rendered and scored together
+
+_running = 0  # ScoringOp.run calls in progress in this process
+_fork_hook = False  # whether ``_default_sigterm_in_children`` is registered
+
+
+def _default_sigterm_in_child() -> None:
+    """In a worker Data-Juicer forks while a DaaR op runs, SIGTERM ends the process again.
+
+    A handler installed earlier in the parent (``ray.init`` installs one that shuts a Ray node
+    down) is inherited by forked workers; when a worker fails, the pool's ``terminate`` sends the
+    others SIGTERM and joins them, and a worker whose handler does not exit keeps the run hanging."""
+    if _running:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except ValueError:  # not the main thread: nothing inherited there to undo
+            pass
+
+
+def _default_sigterm_in_children() -> None:
+    """Register ``_default_sigterm_in_child`` once per process (at the first run, not at import)."""
+    global _fork_hook
+    if not _fork_hook:
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+        _fork_hook = True
 
 
 @dataclass
@@ -178,6 +204,7 @@ class ScoringOp:
         # everything checkable without the forward pass fails here, at start, in one line: a worker's
         # error would be swallowed by skip_op_error and its rows dropped
         manifest, _ = check_bundle(probe_path, model_path)
+        check_running_recipe()
         warn_dropped_rows()
         watch_head(self._name)
         self.probe_path = str(Path(probe_path).resolve())
@@ -209,10 +236,14 @@ class ScoringOp:
         # workers note every failure here, so the run stops instead of ending with rows missing
         fd, self.failure_log = tempfile.mkstemp(prefix="daar-failures-")
         os.close(fd)
+        global _running
+        _default_sigterm_in_children()
+        _running += 1
         try:
             out = super().run(dataset, *args, **kwargs)
             lines = Path(self.failure_log).read_text(encoding="utf-8").splitlines()
         finally:
+            _running -= 1
             Path(self.failure_log).unlink(missing_ok=True)
         failures = [Failure(**json.loads(line)) for line in lines]
         if failures:

@@ -46,7 +46,7 @@ class TopkOp(ScoringOp):
         Initialization method (the parameters every DaaR op takes: ``ScoringOp.__init__``).
 
         :param topk: number of samples to keep (positive integer); ``None`` = no count limit.
-        :param top_ratio: fraction of the samples to keep, in [0, 1] (rounded down); ``None`` = no
+        :param top_ratio: fraction of the samples to keep, in (0, 1] (rounded down; a warning when it rounds to 0); ``None`` = no
             ratio limit. At least one of ``topk`` and ``top_ratio`` must be set; with both, the
             smaller selection applies.
         :param mode: "overall" (default: the paper's, the whole pool), "balanced" (an equal share
@@ -78,6 +78,7 @@ class TopkOp(ScoringOp):
     def select_dataset(self, dataset):
         """The selection on a Data-Juicer dataset; values earlier ops did not store are scored here."""
         n = len(dataset)
+        self.spec.warn_if_empty(n, self._name)
         if self.spec.budget(n) >= n:
             return dataset
         stats = dataset[Fields.stats] if Fields.stats in dataset.column_names else [None] * n
@@ -102,6 +103,7 @@ def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Seq
         needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if needs_meta else "daar_diversity_score_filter"
         raise ConfigError(f"{who}: under Ray, put {needed} (same probe_path) before this op")
     n = dataset.count()
+    spec.warn_if_empty(n, who)
     if spec.budget(n) >= n:
         return dataset
     logger.info(f"{who}: gathering the {source} score, domain and sub-domain of {n} rows on the driver (the rows stay on their nodes)")

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ FORMAT_VERSION = 2  # 2: sub-domains and the manifest's own digest
 MANIFEST = "manifest.json"
 WEIGHTS = "heads.safetensors"
 SYNTHETIC = "synthetic.jsonl"
+BUNDLE_FILES = frozenset({MANIFEST, WEIGHTS, SYNTHETIC})
 
 
 @dataclass
@@ -55,11 +57,68 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_bundle(out: str | Path, manifest: Manifest, probe: Head, predictor: Head, synthetic: list[dict], subdomains: Subdomains) -> Path:
-    """Write a bundle atomically: a crash never leaves a half-written bundle at ``out``."""
+def _is_bundle(path: Path) -> bool:
+    """Whether the directory ``path`` holds a bundle's files and nothing else."""
+    names = {p.name for p in path.iterdir()}
+    if MANIFEST not in names or not names <= BUNDLE_FILES:
+        return False
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "manifest_sha256" in manifest and "format_version" in manifest
+
+
+def check_out(out: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """``out`` if a bundle may be written there, else a one-line ``BundleError``, before any work.
+
+    A bundle replaces ``out`` whole, so ``out`` must be new, an empty directory or a bundle (its
+    three files and nothing else); never a file, a link, a directory of other files or one that
+    holds (or is) one of ``inputs`` (the corpus, the domain file, the models). Its nearest existing
+    parent must be a writable directory."""
     out = Path(out)
+    target = out.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if target == source or target in source.parents:
+            how = "is" if target == source else "holds"
+            raise BundleError(
+                f"{out} {how} {given}, an input of this training: a bundle replaces its directory whole; write it elsewhere", option="out"
+            )
+    if out.is_symlink():
+        raise BundleError(f"{out} is a symbolic link: refusing to replace it; give the bundle a directory of its own", option="out")
+    if out.exists():
+        if not out.is_dir():
+            raise BundleError(f"{out} is an existing file, not a bundle directory: refusing to replace it; choose a new path", option="out")
+        if any(out.iterdir()) and not _is_bundle(out):
+            held = sorted(p.name for p in out.iterdir())
+            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            raise BundleError(
+                f"{out} is a directory holding {shown}, not a bundle: refusing to replace it; choose a new or empty directory", option="out"
+            )
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BundleError(f"cannot write {out}: {parent} is not a writable directory", option="out")
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_bundle(out: str | Path, manifest: Manifest, probe: Head, predictor: Head, synthetic: list[dict], subdomains: Subdomains) -> Path:
+    """Write a bundle atomically: a crash never leaves a half-written bundle at ``out``, and only a
+    bundle or an empty directory is ever replaced (``check_out``)."""
+    out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # as readable as what the user makes (mkdtemp's 0700 shuts out a shared filesystem)
     try:
         tensors = {f"probe.{k}": v.contiguous() for k, v in probe.state_dict().items()}
         tensors.update({f"predictor.{k}": v.contiguous() for k, v in predictor.state_dict().items()})
@@ -70,7 +129,10 @@ def save_bundle(out: str | Path, manifest: Manifest, probe: Head, predictor: Hea
         data = {**manifest.to_dict(), "format_version": FORMAT_VERSION, "weights_sha256": _sha256(staging / WEIGHTS)}
         data["manifest_sha256"] = digest(data)
         (staging / MANIFEST).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        for file in staging.iterdir():
+            os.chmod(file, 0o666 & ~_umask())
         old = None
+        check_out(out)  # again: the directory may have changed while training ran
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)

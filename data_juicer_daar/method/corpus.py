@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import CorpusError
 
 
-def parse_line(raw: bytes, where: str) -> object:
+def parse_line(raw: bytes, where: str, expect: str = "each line must be one JSON object") -> object:
     """One JSONL line as JSON; ``CorpusError`` naming ``where`` (file:line) for the lines that
     ``dj-process`` refuses or chokes on too: invalid UTF-8, not JSON, a lone surrogate escape
     (``"\\ud800"``: Data-Juicer's loader refuses the whole file), nesting too deep to read."""
@@ -22,7 +22,7 @@ def parse_line(raw: bytes, where: str) -> object:
     except RecursionError:
         raise CorpusError(f"{where}: nested too deeply to read; flatten or drop that row") from None
     except ValueError:
-        raise CorpusError(f"{where}: not valid JSON (each line must be one JSON object)") from None
+        raise CorpusError(f"{where}: not valid JSON ({expect})") from None
     if b"\\ud" not in raw.lower():  # no \uDxxx escape: no surrogate, skip the re-encoding check
         return value
     try:
@@ -38,21 +38,38 @@ def parse_line(raw: bytes, where: str) -> object:
 
 
 def read_jsonl(path: str | Path, allow_empty: bool = False) -> list[dict]:
-    """All rows of a JSONL file; every non-blank line must be a JSON object (see ``parse_line``). A
-    file with no rows is an error unless ``allow_empty`` (e.g. a selection that legitimately kept nothing)."""
+    """All rows of a JSONL file (or of a file holding one JSON array of rows, as ``dj-process`` also
+    reads); every row must be a JSON object (see ``parse_line``); a leading byte-order mark is
+    skipped, as ``dj-process`` does. A file with no rows is an error unless ``allow_empty`` (e.g. a
+    selection that legitimately kept nothing)."""
     path = Path(path)
     try:
-        lines = path.read_bytes().splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise CorpusError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    if data.lstrip().startswith(b"["):  # one JSON array of rows
+        values = parse_line(data, f"{path}", "a file starting with [ must be one JSON array of rows")
+        numbered = list(enumerate(values if isinstance(values, list) else [values], 1))
+        where = "item"
+    else:
+        numbered = [(n, parse_line(line, f"{path}:{n}")) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
+        where = "line"
     rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        row = parse_line(line, f"{path}:{number}")
+    for number, row in numbered:
         if not isinstance(row, dict):
-            raise CorpusError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            raise CorpusError(
+                f"{path}:{number}: expected a JSON object, got {type(row).__name__}" + (" (array item)" if where == "item" else "")
+            )
         rows.append(row)
     if not rows and not allow_empty:
         raise CorpusError(f"corpus {path} is empty")
     return rows
+
+
+def data_files(path: str | Path) -> list[Path]:
+    """``path`` itself, or the JSON/JSONL files under the folder ``path`` (as ``dj-process`` reads a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl"))
+    return [path]

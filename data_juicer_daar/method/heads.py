@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, TrainingError
-from ..options import int_list, option
+from ..options import check_number, int_list, option
 
 
 def default_hidden(dim: int) -> list[int]:
@@ -60,8 +60,15 @@ class HeadConfig:
     patience: int = option(10, help="early-stopping patience: epochs without validation improvement")
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError(f"lr must be a finite number > 0 and weight_decay one >= 0, got {self.lr} and {self.weight_decay}")
+        check_number("lr", self.lr, low=0, open_low=True)
+        check_number("weight_decay", self.weight_decay, low=0)
+        for name in ("head_batch_size", "max_epochs", "patience"):
+            check_number(name, getattr(self, name), integer=True, low=1)
+        if self.hidden is not None:
+            if not isinstance(self.hidden, list) or not self.hidden:
+                raise ConfigError(f"hidden must be a list of widths (e.g. 512,256) or null, got {self.hidden!r}", option="hidden")
+            for width in self.hidden:
+                check_number("hidden", width, integer=True, low=1)
 
 
 def new_head(dim: int, out: int, hidden: list[int], seed: int) -> Head:

@@ -14,6 +14,10 @@ from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any
 
 from ..errors import BundleError
+from .backbone import DTYPES
+from .text import FORMATS, TEMPLATE_VERSION
+
+POOLING = "masked_mean(final_norm(block_L))"  # the one pooling scoring applies
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,31 @@ class Manifest:
             backbone = BackboneFacts(**data["backbone"])
         except TypeError as exc:
             raise BundleError(f"{where}: manifest is incomplete (backbone: {exc})") from None
-        return cls(**{**data, "backbone": backbone})
+        manifest = cls(**{**data, "backbone": backbone})
+        problem = manifest.problem()
+        if problem:
+            raise BundleError(f"{where}: manifest holds {problem}, which this package never writes: retrain the bundle")
+        return manifest
+
+    def problem(self) -> str | None:
+        """What in the manifest no training writes (None: every value is one scoring can honour).
+        The digest proves the manifest was not edited by accident; this catches a forged one."""
+        b = self.backbone
+        positive = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (b.num_layers, b.dim, b.max_length))
+        names = [d.get("name") if isinstance(d, dict) else None for d in self.domains] if isinstance(self.domains, list) else []
+        named = all(isinstance(n, str) and n for n in names)
+        text = self.text if isinstance(self.text, dict) else {}
+        fields_ = text.get("fields") if isinstance(text.get("fields"), dict) else {}
+        checks = [
+            (b.pooling == POOLING, f"pooling {b.pooling!r}"),
+            (b.dtype is None or (isinstance(b.dtype, str) and b.dtype in DTYPES), f"number format {b.dtype!r}"),
+            (positive, f"backbone sizes {b.num_layers!r}, {b.dim!r}, {b.max_length!r}"),
+            (text.get("template") == TEMPLATE_VERSION, f"text template {text.get('template', self.text)!r}"),
+            (fields_.get("fmt") in FORMATS, f"text format {fields_.get('fmt')!r}"),
+            (len(names) >= 2 and named, f"domains {names!r}"),
+            (named and len(set(names)) == len(names), f"two domains of one name ({names!r})"),
+        ]
+        return next((what for ok, what in checks if not ok), None)
 
     @functools.cached_property
     def fingerprint(self) -> str:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from loguru import logger
+
+from ..errors import ConfigError
 
 MODES = ("overall", "balanced", "custom")
 
@@ -29,7 +32,7 @@ def budget(n: int, topk: int | None, top_ratio: float | None) -> int:
 def quotas(total: int, ratios: Mapping[str, float]) -> dict[str, int]:
     """Split ``total`` by ``ratios`` (largest remainder; ties go to the earlier domain)."""
     raw = {d: total * r for d, r in ratios.items()}
-    out = {d: math.floor(v) for d, v in raw.items()}
+    out = {d: math.floor(v + 1e-9) for d, v in raw.items()}  # 2.9999999999999996 is 3
     order = sorted(ratios, key=lambda d: (-(raw[d] - out[d]), list(ratios).index(d)))
     for d in order[: total - sum(out.values())]:
         out[d] += 1
@@ -37,17 +40,17 @@ def quotas(total: int, ratios: Mapping[str, float]) -> dict[str, int]:
 
 
 def validate_ratios(ratios: object, domains: Sequence[str], who: str) -> dict[str, float]:
-    """``ratios`` as {domain: share} naming only known domains and summing to 1, else ValueError."""
+    """``ratios`` as {domain: share} naming only known domains and summing to 1, else ``ConfigError``."""
     if not isinstance(ratios, Mapping) or not ratios:
-        raise ValueError(f"{who}: domain_ratios must map domain names to shares, got {ratios!r}")
+        raise ConfigError(f"{who}: domain_ratios must map domain names to shares, got {ratios!r}")
     unknown = [d for d in ratios if d not in domains]
     if unknown:
-        raise ValueError(f"{who}: domain_ratios names unknown domain(s) {unknown}; the bundle's domains are {list(domains)}")
+        raise ConfigError(f"{who}: domain_ratios names unknown domain(s) {unknown}; the bundle's domains are {list(domains)}")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in ratios.values()):
-        raise ValueError(f"{who}: domain_ratios values must be finite non-negative numbers, got {dict(ratios)}")
+        raise ConfigError(f"{who}: domain_ratios values must be finite non-negative numbers, got {dict(ratios)}")
     total = float(sum(ratios.values()))
     if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"{who}: domain_ratios must sum to 1, they sum to {total:g}")
+        raise ConfigError(f"{who}: domain_ratios must sum to 1, they sum to {total:g}")
     return {d: float(ratios[d]) for d in domains if d in ratios}
 
 
@@ -68,8 +71,9 @@ def select(
     Without ``shares`` the budget is the whole pool's; with ``shares`` each domain gets its quota
     of it. Without ``groups`` a budget is filled with its best rows; with ``groups`` (a sub-domain
     per row; negative = none, e.g. no text) it is first split over the sub-domains in proportion to
-    their rows (within the domain), and each sub-domain's part is filled with its best rows. Quota
-    that cannot be filled goes to the best remaining rows.
+    their rows (within the domain), and each sub-domain's part is filled with its best rows. Quota a
+    sub-domain cannot fill goes to its domain's best remaining rows; quota a domain cannot fill is
+    shared over the domains that still have rows, by their shares; then to the best remaining rows.
     """
     scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
@@ -79,18 +83,27 @@ def select(
         return np.sort(ranked[:k])
     taken = np.zeros(n, dtype=bool)
     labels = np.asarray(domains, dtype=object)[ranked]
-    budgets = quotas(k, shares) if shares else {None: k}
     cells = None if groups is None else np.asarray(groups)[ranked]
-    for d, q in budgets.items():
+
+    def take(inside: np.ndarray, q: int) -> None:
+        """Mark the best ``q`` untaken rows among ``inside`` (a mask over ``ranked``)."""
+        taken[ranked[inside & ~taken[ranked]][:q]] = True
+
+    for d, q in (quotas(k, shares) if shares else {None: k}).items():
         inside = np.ones(n, dtype=bool) if d is None else labels == d
-        if cells is None:
-            taken[ranked[inside][:q]] = True
-            continue
-        names, sizes = np.unique(cells[inside & (cells >= 0)], return_counts=True)  # rows without a sub-domain get no quota
-        for g, qg in quotas(q, {g: c / max(1, sizes.sum()) for g, c in zip(names.tolist(), sizes)}).items():
-            taken[ranked[inside & (cells == g)][:qg]] = True
-    leftover = k - int(taken.sum())
-    taken[ranked[~taken[ranked]][:leftover]] = True
+        if cells is not None:
+            names, sizes = np.unique(cells[inside & (cells >= 0)], return_counts=True)  # rows without a sub-domain get no quota
+            for g, qg in quotas(q, {g: c / max(1, sizes.sum()) for g, c in zip(names.tolist(), sizes)}).items():
+                take(inside & (cells == g), qg)
+        take(inside, q - int(taken[ranked][inside].sum()))  # what the sub-domains could not fill: the domain's best rest
+    # quota a domain cannot fill is shared over the domains that still have rows, by their shares
+    while shares and k > taken.sum():
+        spare = {d: r for d, r in shares.items() if r > 0 and (~taken[ranked] & (labels == d)).any()}
+        if not spare:
+            break
+        for d, q in quotas(k - int(taken.sum()), {d: r / sum(spare.values()) for d, r in spare.items()}).items():
+            take(labels == d, q)
+    take(np.ones(n, dtype=bool), k - int(taken.sum()))  # still short (rows of no share's domain): the best rest
     return np.flatnonzero(taken)
 
 
@@ -107,19 +120,19 @@ class TopkSpec:
 
     @classmethod
     def build(cls, who: str, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], coverage: bool = False) -> TopkSpec:
-        """Validate op parameters (cheapest first); each problem is one ValueError line."""
+        """Validate op parameters (cheapest first); each problem is one ``ConfigError`` line."""
         if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
-            raise ValueError(f"{who}: topk must be a positive integer or null, got {topk!r}")
-        if top_ratio is not None and (isinstance(top_ratio, bool) or not isinstance(top_ratio, (int, float)) or not 0 <= top_ratio <= 1):
-            raise ValueError(f"{who}: top_ratio must be a number in [0, 1] or null, got {top_ratio!r}")
+            raise ConfigError(f"{who}: topk must be a positive integer or null, got {topk!r}")
+        if top_ratio is not None and (isinstance(top_ratio, bool) or not isinstance(top_ratio, (int, float)) or not 0 < top_ratio <= 1):
+            raise ConfigError(f"{who}: top_ratio must be a number in (0, 1] or null, got {top_ratio!r}")
         if topk is None and top_ratio is None:
-            raise ValueError(f"{who}: set topk or top_ratio (or both)")
+            raise ConfigError(f"{who}: set topk or top_ratio (or both)")
         if not isinstance(mode, str) or mode not in MODES:
-            raise ValueError(f"{who}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+            raise ConfigError(f"{who}: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if (mode == "custom") != (domain_ratios is not None):
-            raise ValueError(f"{who}: domain_ratios is required with mode 'custom' and only allowed there")
+            raise ConfigError(f"{who}: domain_ratios is required with mode 'custom' and only allowed there")
         if not isinstance(coverage, bool):
-            raise ValueError(f"{who}: coverage must be true or false, got {coverage!r}")
+            raise ConfigError(f"{who}: coverage must be true or false, got {coverage!r}")
         if mode == "overall":
             return cls(topk, top_ratio, mode, None, coverage)
         shares = equal_shares(domains) if mode == "balanced" else validate_ratios(domain_ratios, domains, who)
@@ -128,8 +141,15 @@ class TopkSpec:
     def budget(self, n: int) -> int:
         return budget(n, self.topk, self.top_ratio)
 
+    def warn_if_empty(self, n: int, who: str) -> None:
+        """Warn when the selection of ``n`` rows keeps none (no rows came in, or the ratio rounds to 0)."""
+        if n == 0:
+            logger.warning(f"{who}: no rows reached the selector (an earlier op kept none): the selection is empty")
+        elif self.budget(n) == 0:
+            logger.warning(f"{who}: top_ratio {self.top_ratio} of {n} rows rounds down to 0: the selection is empty")
+
     def pick(self, scores: Sequence[float], domains: Sequence[str], groups: Sequence[int] | None = None) -> np.ndarray:
         """Indices (ascending) of the rows to keep (``groups``: the sub-domains, read with coverage)."""
         if self.coverage and groups is None:
-            raise ValueError("coverage selection needs each row's sub-domain")
+            raise ConfigError("coverage selection needs each row's sub-domain")
         return select(scores, domains, self.budget(len(scores)), self.shares, groups if self.coverage else None)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .cpu_share import CpuShare
 from .domains import Domain
-from ..options import option
+from ..options import check_number, option
 from .models import cache_dir, model_fingerprint, quiet_loading, resolve_model
 from .text import TEMPLATE_VERSION, render
 
@@ -53,6 +53,15 @@ class SynthesisConfig:
     max_new_tokens: int = option(128, help="tokens generated per candidate at most")
     temperature: float = option(0.9, help="sampling temperature of the generation")
     top_p: float = option(0.95, help="nucleus sampling mass of the generation")
+
+    def __post_init__(self) -> None:
+        for name in ("warmup", "max_attempts"):
+            check_number(name, getattr(self, name), integer=True, low=0)
+        for name in ("n_per_domain", "window", "batch", "max_new_tokens"):
+            check_number(name, getattr(self, name), integer=True, low=1)
+        check_number("tau", self.tau, low=0, high=1, open_low=True)
+        check_number("temperature", self.temperature, low=0, open_low=True)
+        check_number("top_p", self.top_p, low=0, high=1, open_low=True)
 
 
 @dataclass

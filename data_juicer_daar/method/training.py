@@ -21,14 +21,14 @@ from loguru import logger
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from ..errors import ConfigError, CorpusError
-from ..options import option
+from ..errors import CorpusError
+from ..options import check_choice, check_device, check_number, option
 from ..version import __version__
 from .backbone import DTYPE_CHOICES, Backbone, Encoded, pick_device
 from .bundle import save_bundle
 from .domains import Domain, load_domains
 from .heads import Fit, Head, HeadConfig, default_hidden, fit_head, fit_temperature, new_head
-from .manifest import BackboneFacts, Manifest
+from .manifest import POOLING, BackboneFacts, Manifest
 from .models import DEFAULT_MODEL
 from .pseudo_labels import METHODS, PseudoLabels, pseudo_labels
 from .scoring import entropy
@@ -82,20 +82,17 @@ class TrainConfig:
     seed: int = option(42, help="seed of every random choice")
 
     def __post_init__(self) -> None:
-        if self.entropy_targets not in ("cross_fit", "in_sample"):
-            raise ConfigError(f"entropy_targets must be 'cross_fit' or 'in_sample', got {self.entropy_targets!r}")
-        if self.pseudo_labels not in METHODS:
-            raise ConfigError(f"pseudo_labels must be one of {', '.join(METHODS)}, got {self.pseudo_labels!r}")
-        if self.clusters_per_domain < 1:
-            raise ConfigError(f"clusters_per_domain must be >= 1, got {self.clusters_per_domain}")
-        if self.dtype not in DTYPE_CHOICES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {self.dtype!r}")
-        if self.subdomains < 1:
-            raise ConfigError(f"subdomains must be >= 1, got {self.subdomains}")
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.probe_size < 2 or self.folds < 2:
-            raise ConfigError(f"probe_size and folds must be >= 2, got {self.probe_size} and {self.folds}")
+        """Every setting checked here, before any work (one line each)."""
+        check_choice("entropy_targets", self.entropy_targets, ("cross_fit", "in_sample"))
+        check_choice("pseudo_labels", self.pseudo_labels, METHODS)
+        check_choice("dtype", self.dtype, DTYPE_CHOICES)
+        check_device("device", self.device)
+        for name in ("num_layers", "batch_size", "clusters_per_domain", "subdomains"):
+            check_number(name, getattr(self, name), integer=True, low=1)
+        for name in ("max_length", "probe_size", "folds"):
+            check_number(name, getattr(self, name), integer=True, low=2)
+        check_number("val_fraction", self.val_fraction, low=0, high=1, open_low=True, open_high=True)
+        check_number("seed", self.seed, integer=True, low=0)
 
 
 @contextmanager
@@ -257,6 +254,7 @@ class DaarTrainer:
         with torch.no_grad():
             pred_val = predictor(x[val]).squeeze(-1).numpy()
         rho = spearmanr(pred_val, targets[val].numpy()).statistic
+        warn_if_uninformative(probe_acc, pseudo.labels[val], targets)
         metrics = {
             "probe_val_accuracy": round(probe_acc, 4),
             "probe_val_loss": round(probe.fit.val_loss, 6),
@@ -284,7 +282,7 @@ class DaarTrainer:
                 fingerprint=backbone.fingerprint,
                 num_layers=self.config.num_layers,
                 dim=backbone.dim,
-                pooling="masked_mean(final_norm(block_L))",
+                pooling=POOLING,
                 max_length=self.config.max_length,
                 dtype=backbone.dtype,
             ),
@@ -300,6 +298,19 @@ class DaarTrainer:
     def save(self, out: str | Path) -> Path:
         """Write the bundle (atomic)."""
         return save_bundle(out, self.manifest_, self.probe_, self.predictor_, self.synthetic_, self.subdomains_)
+
+
+def warn_if_uninformative(accuracy: float, val_labels: np.ndarray, targets: torch.Tensor) -> None:
+    """Warn when the probe does no better than always guessing the commonest pseudo-domain, or
+    when every entropy target is the same (the reward then ranks no row above another)."""
+    majority = float(np.bincount(val_labels).max() / len(val_labels))
+    if accuracy <= majority and majority < 1:
+        logger.warning(
+            f"the domain probe is at chance: validation accuracy {accuracy:.3f}, no better than always guessing the commonest "
+            f"pseudo-domain ({majority:.3f}); its scores do not tell the domains apart (check --hidden, --lr, --layers, the pool)"
+        )
+    if float(targets.max() - targets.min()) < 1e-6:
+        logger.warning("every entropy target is the same: the scores rank no row above another (check the pool and the settings)")
 
 
 def pool_metrics(

@@ -18,9 +18,9 @@ class DaarTopkRewardSelector(TopkOp, Selector):
     equal share of the budget; ``custom`` gives each domain the share in ``domain_ratios`` (the
     paper's customised selection). Domains come from meta ``daar_domain``. ``coverage: true`` also
     spreads each of those budgets over the sub-domains (meta ``daar_subdomain``) in proportion to
-    their rows, the best samples of each filling its part. Quota a domain cannot fill goes to the
-    best remaining samples. Selected samples keep their input order; equal scores are broken by
-    input position. Scores or domains that earlier ops did not write are computed here from the
+    their rows, the best samples of each filling its part. Quota a domain cannot fill is shared
+    over the domains that still have samples, by their shares. Selected samples keep their input
+    order; equal scores are broken by input position. Scores or domains that earlier ops did not write are computed here from the
     bundle (one backbone pass over those samples). Parameters: ``TopkOp.__init__``."""
 
     def process(self, dataset):

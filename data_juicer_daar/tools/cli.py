@@ -20,7 +20,9 @@ EMBED_OPTIONS = ("model", "num_layers", "max_length", "batch_size", "device", "f
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daar", description="DaaR (Diversity as a Reward) data selection for Data-Juicer.")
+    parser = argparse.ArgumentParser(
+        prog="daar", description="DaaR (Diversity as a Reward) data selection for Data-Juicer.", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser(
@@ -29,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a DaaR probe bundle: synthesis, centroids, pseudo-labels, domain probe and diversity predictor.",
     )
     t.add_argument("--corpus", required=True, help="JSONL pool (Alpaca, messages or text rows)")
-    t.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
+    t.add_argument(
+        "--out", required=True, help="bundle directory to write: new, empty or a bundle (replaced atomically); anything else is refused"
+    )
     add_options(t, TrainConfig)
     t.set_defaults(run=_train)
 
@@ -62,24 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bundle", default=None, help="the bundle that scored the pool: adds its training facts to report.html")
     r.set_defaults(run=_report)
 
+    p = sub.add_parser(
+        "process",
+        help="dj-process whose outputs appear whole or not at all (written aside, renamed when the run succeeds)",
+        description="Run dj-process on a recipe with export_path, its stats file and every stats_export_path written under "
+        "hidden names beside the real ones, renamed onto them only when the run succeeds: a failed or killed run leaves "
+        "the previous outputs whole. Arguments after the recipe go to dj-process.",
+    )
+    p.add_argument("--config", required=True, help="the Data-Juicer recipe (YAML)")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="more dj-process arguments (e.g. --np 2 --export_path out.jsonl)")
+    p.set_defaults(run=_process)
+
     k = sub.add_parser(
         "check",
         help="check JSONL files line by line for what dj-process refuses or chokes on",
         description="Check JSONL files: valid UTF-8, one JSON object per line, no lone surrogate escapes, "
         "no nesting too deep to read. Prints each file's row count, or the first bad line.",
     )
-    k.add_argument("files", nargs="+", help="JSONL files")
+    k.add_argument("files", nargs="+", help="JSONL (or JSON array) files, or folders of them; every file is checked")
     k.set_defaults(run=_check)
+    for command in sub.choices.values():  # a flag is spelled whole: a prefix could mean another flag tomorrow
+        command.allow_abbrev = False
     return parser
 
 
 def _train(args: argparse.Namespace) -> None:
+    from ..method.bundle import check_out
     from ..method.corpus import read_jsonl
     from ..method.training import DaarTrainer
 
-    config = from_args(TrainConfig, args)
+    config = from_args(TrainConfig, args)  # every setting checked before any work
+    out = check_out(args.out, [args.corpus, config.domains_file, config.model, config.instruct_model])
     rows = read_jsonl(args.corpus)
-    out = Path(args.out)
     trainer = DaarTrainer(config).fit(rows)
     trainer.save(out)
     metrics = trainer.manifest_.metrics
@@ -109,11 +127,34 @@ def _demo_corpus(args: argparse.Namespace) -> None:
     print(build_demo_corpus(args.out) if args.out else demo_corpus())
 
 
-def _check(args: argparse.Namespace) -> None:
-    from ..method.corpus import read_jsonl
+def _check(args: argparse.Namespace) -> int:
+    from ..method.corpus import data_files, read_jsonl
 
-    for path in args.files:
-        print(f"{path}: {len(read_jsonl(path, allow_empty=True))} rows, every line readable")
+    bad = 0
+    for given in args.files:
+        files = data_files(given)
+        if not files:
+            print(f"daar: error: {given} holds no .json or .jsonl file", file=sys.stderr)
+            bad += 1
+        for path in files:
+            try:
+                rows = len(read_jsonl(path, allow_empty=True))
+            except (DaarError, OSError) as exc:
+                print(f"daar: error: {exc}", file=sys.stderr)
+                bad += 1
+                continue
+            if rows:
+                print(f"{path}: {rows} rows, every line readable")
+            else:
+                print(f"daar: error: {path} holds no rows: dj-process cannot read an empty file", file=sys.stderr)
+                bad += 1
+    return 2 if bad else 0
+
+
+def _process(args: argparse.Namespace) -> int:
+    from .process import run_process
+
+    return run_process(args.config, args.extra)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -146,18 +187,38 @@ def _embed(args: argparse.Namespace) -> None:
     print(f"  {len(texts) / elapsed:.1f} samples/s, {tokens / elapsed:.0f} tokens/s ({elapsed:.1f} s; tokenizing {t_tok:.1f} s)")
 
 
+def _flag(parser: argparse.ArgumentParser, command: str, option: str) -> str:
+    """The flag of the ``command`` option whose destination is ``option`` (``--option`` if none)."""
+    for action in parser._subparsers._group_actions[0].choices[command]._actions:
+        if action.dest == option and action.option_strings:
+            return action.option_strings[0]
+    return "--" + option.replace("_", "-")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "process":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:  # dj-process's own flags, passed on as given
+        args.extra = [*unknown, *args.extra]
     logger.remove()
     logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> {level: <7} {message}")
     try:
-        args.run(args)
+        return args.run(args) or 0
     except (DaarError, OSError) as exc:  # bad input or the user's files; any other exception is a bug: traceback
+        message = str(exc)
         option = getattr(exc, "option", None)  # the parameter a library error is about, shown as its flag
-        where = f"--{option.replace('_', '-')} " if option else ""
-        print(f"daar: error: {where}{exc}", file=sys.stderr)
+        if option:
+            flag = _flag(parser, args.command, option)
+            if message.startswith((f"{option} ", f"{option}:")):  # the Python name said first: the flag replaces it
+                message = message[len(option) :].lstrip(": ")
+            message = f"{flag}: {message}"
+        print(f"daar: error: {message}", file=sys.stderr)
         return 2
-    return 0
+    except KeyboardInterrupt:
+        print("daar: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

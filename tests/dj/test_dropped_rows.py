@@ -21,6 +21,16 @@ def test_count_dropped_in_json_lines_and_a_json_array(tmp_path):
     assert count_dropped(tmp_path / "odd.jsonl", ["instruction"]) == (1, 2)  # unreadable lines are Data-Juicer's to report
 
 
+def test_json_nan_and_infinity_count_as_missing_as_data_juicer_reads_them(tmp_path):
+    import datasets
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"instruction": NaN}\n{"instruction": Infinity}\n{"instruction": -Infinity}\n{"instruction": "ok"}\n')
+    loaded = datasets.load_dataset("json", data_files=str(pool), split="train")  # the loader Data-Juicer reads JSONL with
+    assert [r["instruction"] for r in loaded] == [None, None, None, "ok"]
+    assert count_dropped(pool, ["instruction"]) == (3, 4)
+
+
 def test_count_dropped_in_parquet_a_folder_and_a_saved_dataset(tmp_path):
     import datasets
     import pyarrow as pa

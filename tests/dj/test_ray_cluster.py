@@ -41,9 +41,13 @@ def shards(tmp_path_factory) -> Path:
 @pytest.fixture
 def cluster():
     """A head and two worker nodes, two logical CPUs each, on this machine."""
+    import signal
+
     from ray.cluster_utils import Cluster
 
+    sigterm = signal.getsignal(signal.SIGTERM)  # the head node installs its own SIGTERM handler in this process
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    signal.signal(signal.SIGTERM, sigterm)  # later tests fork workers: they must not inherit the node's handler
     workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
     cluster.wait_for_nodes()
     cluster.workers = workers

@@ -52,3 +52,48 @@ def test_manifest_with_entries_missing_or_unknown_is_refused_in_one_line(tiny_bu
     with pytest.raises(BundleError, match=message) as err:
         read_manifest(bad)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["text"].update(template="daar-text-v9"), "text template 'daar-text-v9'"),
+        (lambda d: d["text"]["fields"].update(fmt="xml"), "text format 'xml'"),
+        (lambda d: d["backbone"].update(pooling="last_token"), "pooling 'last_token'"),
+        (lambda d: d["backbone"].update(dtype="int8"), "number format 'int8'"),
+        (lambda d: d["backbone"].update(num_layers=0), "backbone sizes 0"),
+        (lambda d: d["domains"][1].update(name=d["domains"][0]["name"]), "two domains of one name"),
+        (lambda d: d["domains"][0].update(name=""), "domains \\["),
+    ],
+)
+def test_a_forged_manifest_with_values_no_training_writes_is_refused(tiny_bundle, tmp_path, change, message):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_bundle, bad)
+    data = json.loads((bad / "manifest.json").read_text())
+    change(data)
+    data["manifest_sha256"] = digest(data)  # edited and re-signed: the digest alone cannot catch it
+    (bad / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=message) as err:
+        read_manifest(bad)
+    assert "which this package never writes" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.update(text="v1"),
+        lambda d: d.update(domains={"a": 1}),
+        lambda d: d["backbone"].update(dtype=["float32"]),
+        lambda d: d["domains"][0].update(name={"x": 1}),
+        lambda d: d["text"].update(fields=None),
+    ],
+)
+def test_a_forged_manifest_of_the_wrong_shapes_is_one_line_not_a_traceback(tiny_bundle, tmp_path, change):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_bundle, bad)
+    data = json.loads((bad / "manifest.json").read_text())
+    change(data)
+    data["manifest_sha256"] = digest(data)
+    (bad / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="which this package never writes"):
+        read_manifest(bad)

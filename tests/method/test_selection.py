@@ -1,3 +1,5 @@
+from collections import Counter
+
 import pytest
 
 from data_juicer_daar.method.selection import TopkSpec, budget, equal_shares, quotas, select, validate_ratios
@@ -103,3 +105,39 @@ def test_coverage_gives_rows_without_a_subdomain_no_quota():
     groups = [0, 0, 1, 1, -1, -1, -1, -1]
     assert select(scores, ["a"] * 4 + ["<no text>"] * 4, 4, groups=groups).tolist() == [0, 1, 2, 3]
     assert select(scores, ["a"] * 4 + ["<no text>"] * 4, 6, groups=groups).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_quota_a_domain_cannot_fill_is_spread_over_the_others_not_given_to_the_earliest_rows():
+    domains = ["a"] * 10 + ["b"] * 10 + ["c"] * 10  # no row of d; every score equal
+    picked = select([0.0] * 30, domains, 12, equal_shares(["a", "b", "c", "d"]))
+    assert Counter(domains[i] for i in picked) == {"a": 4, "b": 4, "c": 4}  # d's 3 go one to each, not 3 more to a
+
+
+def test_custom_shares_spill_by_their_ratios():
+    domains = ["a"] * 20 + ["b"] * 20 + ["c"] * 2
+    shares = validate_ratios({"a": 0.6, "b": 0.2, "c": 0.2}, ["a", "b", "c"], "t")
+    picked = select([0.0] * 42, domains, 10, shares)  # quotas 6 / 2 / 2: c has its 2 rows, nothing to spill
+    assert Counter(domains[i] for i in picked) == {"a": 6, "b": 2, "c": 2}
+    picked = select([0.0] * 40, domains[:40], 20, shares)  # quotas 12 / 4 / 4, no row of c: its 4 go 3 : 1 to a and b
+    assert Counter(domains[i] for i in picked) == {"a": 15, "b": 5}
+
+
+@pytest.fixture
+def warnings():
+    from loguru import logger
+
+    said: list[str] = []
+    sink = logger.add(lambda m: said.append(m.record["message"]), level="WARNING")
+    yield said
+    logger.remove(sink)
+
+
+def test_a_selection_that_keeps_nothing_says_so(warnings):
+    spec = TopkSpec.build("sel", None, 0.1, "overall", None, DOMAINS)
+    spec.warn_if_empty(5, "sel")  # 10 % of 5 rounds down to 0
+    spec.warn_if_empty(0, "sel")  # an earlier filter kept nothing
+    spec.warn_if_empty(50, "sel")  # keeps 5: nothing to say
+    assert warnings == [
+        "sel: top_ratio 0.1 of 5 rows rounds down to 0: the selection is empty",
+        "sel: no rows reached the selector (an earlier op kept none): the selection is empty",
+    ]

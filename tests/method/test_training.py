@@ -303,16 +303,46 @@ def test_domain_without_examples_needs_examples_or_synthesis(tiny_model, theme_c
     "kwargs, message",
     [
         ({"pseudo_labels": "spectral"}, "pseudo_labels must be one of overcluster_cosine, kmeans_cosine, kmeans_embedding"),
-        ({"clusters_per_domain": 0}, "clusters_per_domain must be >= 1, got 0"),
-        ({"entropy_targets": "both"}, "entropy_targets must be 'cross_fit' or 'in_sample'"),
-        ({"val_fraction": 1.0}, "val_fraction must be in (0, 1)"),
-        ({"val_fraction": float("nan")}, "val_fraction must be in (0, 1)"),
-        ({"heads": {"lr": float("nan")}}, "lr must be a finite number > 0"),
-        ({"heads": {"weight_decay": float("inf")}}, "weight_decay one >= 0"),
-        ({"subdomains": 0}, "subdomains must be >= 1, got 0"),
+        ({"clusters_per_domain": 0}, "clusters_per_domain must be an integer >= 1, got 0"),
+        ({"entropy_targets": "both"}, "entropy_targets must be one of cross_fit, in_sample"),
+        ({"val_fraction": 1.0}, "val_fraction must be a finite number > 0 and < 1, got 1.0"),
+        ({"val_fraction": float("nan")}, "val_fraction must be a finite number > 0 and < 1, got nan"),
+        ({"heads": {"lr": float("nan")}}, "lr must be a finite number > 0, got nan"),
+        ({"heads": {"weight_decay": float("inf")}}, "weight_decay must be a finite number >= 0, got inf"),
+        ({"subdomains": 0}, "subdomains must be an integer >= 1, got 0"),
+        ({"heads": {"hidden": [0]}}, "hidden must be an integer >= 1, got 0"),
+        ({"heads": {"hidden": []}}, "hidden must be a list of widths"),
+        ({"heads": {"head_batch_size": 0}}, "head_batch_size must be an integer >= 1, got 0"),
+        ({"heads": {"patience": 0}}, "patience must be an integer >= 1, got 0"),
+        ({"device": "tpu"}, "device must be cpu, cuda, cuda:N or mps, got 'tpu'"),
+        ({"num_layers": 0}, "num_layers must be an integer >= 1, got 0"),
+        ({"batch_size": 2.5}, "batch_size must be an integer >= 1, got 2.5"),
+        ({"max_length": 1}, "max_length must be an integer >= 2, got 1"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"synthesis": {"tau": 1.5}}, "tau must be a finite number > 0 and <= 1, got 1.5"),
+        ({"synthesis": {"max_new_tokens": 0}}, "max_new_tokens must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_train_config_is_one_line(kwargs, message):
     with pytest.raises(ValueError) as error:
-        TrainConfig(**{k: HeadConfig(**v) if k == "heads" else v for k, v in kwargs.items()})
+        built = {"heads": HeadConfig, "synthesis": SynthesisConfig}
+        TrainConfig(**{k: built[k](**v) if k in built else v for k, v in kwargs.items()})
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_training_warns_when_the_probe_is_at_chance_or_the_targets_are_all_equal():
+    import torch
+    from loguru import logger
+
+    from data_juicer_daar.method.training import warn_if_uninformative
+
+    said: list[str] = []
+    sink = logger.add(lambda m: said.append(m.record["message"]), level="WARNING")
+    try:
+        warn_if_uninformative(0.5, np.array([0, 0, 1, 1]), torch.tensor([0.3, 0.1, 0.2]))  # majority share 0.5
+        warn_if_uninformative(0.9, np.array([0, 0, 1, 1]), torch.full((4,), 0.7))
+        warn_if_uninformative(0.9, np.array([0, 0, 1, 1]), torch.tensor([0.3, 0.1]))  # a useful probe: silent
+    finally:
+        logger.remove(sink)
+    assert len(said) == 2 and "the domain probe is at chance: validation accuracy 0.500" in said[0]
+    assert said[1].startswith("every entropy target is the same")

@@ -1,6 +1,7 @@
 """The three ops through the Python API and through real `dj-process` / `dj-analyze` runs."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -174,8 +175,9 @@ def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_erro
     [
         ({"topk": -1}, "topk must be a positive integer"),
         ({"topk": True}, "topk must be a positive integer"),
-        ({"top_ratio": 1.5}, r"top_ratio must be a number in \[0, 1\]"),
+        ({"top_ratio": 1.5}, r"top_ratio must be a number in \(0, 1\]"),
         ({}, "set topk or top_ratio"),
+        ({"top_ratio": 0}, r"top_ratio must be a number in \(0, 1\]"),
         ({"topk": 3, "mode": "fancy"}, "mode must be one of"),
         ({"topk": 3, "mode": "custom"}, "domain_ratios is required"),
         ({"topk": 3, "domain_ratios": {"coding": 1.0}}, "only allowed there"),
@@ -186,7 +188,7 @@ def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_erro
             "must be finite non-negative numbers",
         ),
         ({"topk": 3, "mode": "custom", "domain_ratios": {"coding": float("inf")}}, "must be finite non-negative numbers"),
-        ({"top_ratio": float("nan")}, r"top_ratio must be a number in \[0, 1\]"),
+        ({"top_ratio": float("nan")}, r"top_ratio must be a number in \(0, 1\]"),
         ({"topk": 3, "mode": ["balanced"]}, "mode must be one of"),
         ({"topk": 3, "score_source": ["predictor"]}, "score_source must be one of predictor, probe_entropy"),
         ({"topk": 3, "coverage": "yes"}, "coverage must be true or false"),
@@ -316,6 +318,67 @@ def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_er
     if skip_op_error:  # Data-Juicer dropped the failed batches' rows: the op says so and stops
         assert "12 rows" in str(error.value) and "heads.safetensors is corrupted" in str(error.value)
         assert "\n" not in str(error.value)
+
+
+HANG_SCRIPT = """
+import signal, sys, time
+from pathlib import Path
+sys.path[:0] = [sys.argv[3], str(Path(sys.argv[3]).parent)]
+from conftest import dataset, theme_rows
+from data_juicer_daar.ops import DaarDomainProbeMapper
+signal.signal(signal.SIGTERM, lambda *_: time.sleep(3600))  # an inherited handler that does not return (Ray's may block)
+op = DaarDomainProbeMapper(probe_path=sys.argv[1], model_path=sys.argv[2], num_proc=2, skip_op_error=False)
+weights = Path(sys.argv[1]) / "heads.safetensors"
+weights.write_bytes(weights.read_bytes()[:100])
+for attempt in range(6):  # whether a worker is still alive when the pool terminates is a race: try it several times
+    try:
+        op.run(dataset(theme_rows(3)))
+    except Exception as exc:
+        print("stopped:", type(exc).__name__, flush=True)
+"""
+
+
+def test_a_failing_worker_ends_the_run_even_when_sigterm_is_caught(tiny_bundle, tiny_model, tmp_path):
+    """Two workers, one fails: the pool terminates the other with SIGTERM; a Python SIGTERM handler
+    inherited from the parent (Ray installs one) must not keep that worker, and the run, alive."""
+    kwargs = damage(tiny_bundle, tiny_model, "none", tmp_path)
+    script = tmp_path / "hang.py"
+    script.write_text(HANG_SCRIPT)
+    tests = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen(
+        [sys.executable, str(script), kwargs["probe_path"], kwargs["model_path"], str(tests)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tests.parent,
+        env={k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"},  # as a user's run has it (unset)
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, 9)  # the hung workers too
+        raise
+    assert stdout.count("stopped: BundleError") == 6, stderr[-2000:]
+
+
+def test_workers_forked_while_an_op_runs_get_the_default_sigterm():
+    import signal
+
+    from data_juicer_daar.dj import op_base
+
+    before = signal.signal(signal.SIGTERM, lambda *_: None)
+    op_base._default_sigterm_in_children()
+    try:
+        for running, expected in ((1, 0), (0, 1)):  # default disposition in the child only while an op runs
+            op_base._running = running
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
+            assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == expected
+    finally:
+        op_base._running = 0
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_bundle_replaced_mid_run_tags_rows_with_the_heads_that_scored_them(tiny_bundle, tiny_model, theme_corpus, tmp_path):

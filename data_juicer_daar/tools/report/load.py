@@ -7,6 +7,7 @@ stats); the selection is what ``dj-process`` wrote. Rows are matched by an id fi
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,46 @@ class Selection:
         return out
 
 
+def _bad_value(row: dict, score_key: str) -> str | None:
+    """What in a scored row the report cannot use (None: nothing)."""
+    stats = row.get(keys.STATS) or {}
+    value = stats.get(score_key) if isinstance(stats, dict) else None
+    if value is None:
+        return f"has no {score_key} stats; pass the scored pool written by the filter's stats_export_path"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"has {score_key} {value!r}, not a number"
+    if not math.isfinite(value):
+        return f"has {score_key} {value!r}, not a finite number"
+    meta = row.get(keys.META) or {}
+    if not isinstance(meta, dict):
+        return f"has {keys.META} {meta!r}, not a mapping"
+    if not isinstance(meta.get(keys.DOMAIN, ""), str):
+        return f"has {keys.DOMAIN} {meta[keys.DOMAIN]!r}, not a domain name"
+    group = meta.get(keys.SUBDOMAIN)
+    if group is not None and (isinstance(group, bool) or not isinstance(group, int)):
+        return f"has {keys.SUBDOMAIN} {group!r}, not a sub-domain number"
+    return None
+
+
+def check_pool(pool: list[dict], pool_path: str | Path, score_key: str, id_key: str | None) -> None:
+    """One-line ``CorpusError`` naming the first pool row the report cannot use, or a repeated id."""
+    for number, row in enumerate(pool, 1):
+        problem = _bad_value(row, score_key)
+        if problem:
+            raise CorpusError(f"{pool_path}: row {number} {problem}")
+    if id_key is not None:
+        seen: dict[str, int] = {}
+        for number, row in enumerate(pool, 1):
+            key = _row_key(row, id_key)
+            if key in seen:
+                raise CorpusError(
+                    f"{id_key!r} is not unique in {pool_path}: rows {seen[key]} and {number} both have {key}; pass a field unique "
+                    "per row, or none to match whole rows",
+                    option="id_key",
+                )
+            seen[key] = number
+
+
 def load_selection(
     pool_path: str | Path, selection_path: str | Path, id_key: str | None = None, score: str = keys.DEFAULT_SCORE
 ) -> Selection:
@@ -77,11 +118,7 @@ def load_selection(
     if score not in keys.SCORES:
         raise ConfigError(f"must be one of {', '.join(keys.SCORES)}, got {score!r}", option="score")
     score_key = keys.SCORES[score].stats_key
-    missing = [i for i, r in enumerate(pool, 1) if (r.get(keys.STATS) or {}).get(score_key) is None]
-    if missing:
-        raise CorpusError(
-            f"{pool_path}: row {missing[0]} has no {score_key} stats; pass the scored pool written by the filter's stats_export_path"
-        )
+    check_pool(pool, pool_path, score_key, id_key)
     chosen = Counter(_row_key(r, id_key) for r in selection)
     picked = []
     for row in pool:

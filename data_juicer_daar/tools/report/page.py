@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import keys
+from ...errors import ConfigError
 from ...method.bundle import read_manifest
 from ...method.manifest import Manifest
 from .load import Selection, load_selection, score_edges
@@ -153,6 +154,8 @@ def write_report(
     """Write report.txt, report.html (self-contained) and the PNG plots into ``out``; returns the
     text report's lines. ``score`` names the score the selector ranked by (of ``keys.SCORES``);
     ``bundle`` adds the bundle's training facts to the page."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"{out} is an existing file: give the report a directory of its own", option="out")
     facts = bundle_facts(read_manifest(bundle)) if bundle is not None else None
     sel = load_selection(pool_path, selection_path, id_key, score)
     out = Path(out)

@@ -1,0 +1,86 @@
+"""The running recipe's paths, checked when the first DaaR op is built, before any row is scored.
+
+Data-Juicer writes ``export_path``, its ``*_stats.jsonl`` sibling and every op's
+``stats_export_path`` in place, without looking at what is there: a recipe whose output is its own
+input replaces the user's pool with the selection, exit 0. The ops refuse such a recipe, and an
+input file Data-Juicer cannot read at all (an empty one), in one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from loguru import logger
+
+from ..errors import ConfigError
+from .dropped_rows import JSON_SUFFIXES, local_inputs
+
+#: set by ``daar process``, which exports aside and renames (the in-place hint is then not said)
+ATOMIC_EXPORT_ENV = "DAAR_ATOMIC_EXPORT"
+
+
+_hinted: set[str] = set()  # exports the in-place hint was said for (once per process)
+
+
+def stats_sibling(export_path: str) -> str:
+    """The file Data-Juicer writes the rows' stats and meta to beside ``export_path``."""
+    suffix = export_path.rsplit(".", 1)[-1]
+    return export_path.replace("." + suffix, "_stats.jsonl")
+
+
+def written_paths(cfg) -> list[tuple[str, str]]:
+    """(what, path) of every local file the recipe makes Data-Juicer write."""
+    out: list[tuple[str, str]] = []
+    export = getattr(cfg, "export_path", None)
+    if export and "://" not in str(export):
+        out += [("export_path", str(export)), ("the export's stats file", stats_sibling(str(export)))]
+    for op in getattr(cfg, "process", None) or []:
+        for name, params in op.items() if isinstance(op, dict) else []:
+            path = params.get("stats_export_path") if isinstance(params, dict) else None
+            if path:
+                out.append((f"{name}'s stats_export_path", str(path)))
+    return out
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_recipe_paths(cfg) -> None:
+    """``ConfigError`` when the recipe would write over one of its inputs (or into an input folder),
+    write two outputs to one path, or read an empty file."""
+    inputs = [Path(p) for p in local_inputs(cfg)]
+    seen: dict[Path, str] = {}
+    for what, path in written_paths(cfg):
+        target = Path(path).resolve()
+        for given in inputs:
+            if _inside(target, given.resolve()):
+                raise ConfigError(
+                    f"{what} {path} is {'inside ' if target != given.resolve() else ''}the recipe's input {given}: Data-Juicer would "
+                    "write over the pool it reads; export elsewhere"
+                )
+        if target in seen:
+            raise ConfigError(f"{what} and {seen[target]} are one file, {path}: the second would overwrite the first; give each its own")
+        seen[target] = what
+    for given in inputs:
+        files = [given] if given.is_file() else []
+        for file in files:
+            if file.suffix in JSON_SUFFIXES and not file.read_bytes().strip():
+                raise ConfigError(f"{file} is empty: Data-Juicer cannot read a dataset with no rows; give it rows or leave it out")
+    export = getattr(cfg, "export_path", None)
+    if export and Path(export).exists() and not os.environ.get(ATOMIC_EXPORT_ENV) and export not in _hinted:
+        _hinted.add(export)
+        logger.info(
+            f"Data-Juicer rewrites {export} in place: a run killed while exporting leaves it cut short; "
+            "`daar process --config RECIPE` exports aside and renames when whole (README: Outputs)"
+        )
+
+
+def check_running_recipe() -> None:
+    """``check_recipe_paths`` on the recipe ``dj-process`` is running (nothing outside ``dj-process``)."""
+    from data_juicer.config import config as dj_config
+
+    cfg = getattr(dj_config, "global_cfg", None)
+    if cfg is not None:
+        check_recipe_paths(cfg)

@@ -1,0 +1,63 @@
+"""A recipe whose outputs would overwrite its inputs (or each other), or whose input is empty, is
+refused when the first DaaR op is built, before any row is scored; the user's files stay whole."""
+
+from argparse import Namespace
+
+import pytest
+
+from conftest import dj, recipe, theme_rows, write_jsonl
+from data_juicer_daar.dj.recipe_paths import check_recipe_paths
+from data_juicer_daar.errors import ConfigError
+
+
+def cfg(tmp_path, **paths) -> Namespace:
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(1))
+    base = {"dataset_path": str(pool), "export_path": str(tmp_path / "out" / "selected.jsonl"), "process": []}
+    return Namespace(**{**base, **paths})
+
+
+def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
+    filter_ = {"daar_diversity_score_filter": {"stats_export_path": str(tmp_path / "out" / "scored.jsonl")}}
+    check_recipe_paths(cfg(tmp_path, process=[filter_]))
+
+
+@pytest.mark.parametrize(
+    "paths, message",
+    [
+        (lambda t: {"export_path": str(t / "pool.jsonl")}, "export_path {t}/pool.jsonl is the recipe's input"),
+        (
+            lambda t: {"export_path": str(t / "out" / "pool.jsonl"), "dataset_path": str(t / "out")},
+            "export_path {t}/out/pool.jsonl is inside the recipe's input {t}/out",
+        ),
+        (
+            lambda t: {"process": [{"daar_diversity_score_filter": {"stats_export_path": str(t / "pool.jsonl")}}]},
+            "daar_diversity_score_filter's stats_export_path {t}/pool.jsonl is the recipe's input",
+        ),
+        (
+            lambda t: {"process": [{"daar_diversity_score_filter": {"stats_export_path": str(t / "out" / "selected.jsonl")}}]},
+            "daar_diversity_score_filter's stats_export_path and export_path are one file",
+        ),
+        (
+            lambda t: {"dataset_path": str(write_jsonl(t / "pool_stats.jsonl", [])), "export_path": str(t / "pool.jsonl")},
+            "the export's stats file {t}/pool_stats.jsonl is the recipe's input",
+        ),
+        (lambda t: {"dataset_path": str(write_jsonl(t / "empty.jsonl", []))}, "{t}/empty.jsonl is empty"),
+    ],
+)
+def test_outputs_over_inputs_or_each_other_and_empty_inputs_are_refused(tmp_path, paths, message):
+    with pytest.raises(ConfigError) as err:
+        check_recipe_paths(cfg(tmp_path, **paths(tmp_path)))
+    assert message.format(t=tmp_path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_dj_process_refuses_an_export_over_its_input_before_scoring(tmp_path, tiny_bundle):
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(10))
+    before = pool.read_bytes()
+    op = {"probe_path": str(tiny_bundle)}
+    config = recipe(tmp_path, pool, [{"daar_domain_probe_mapper": op}, {"daar_topk_reward_selector": {**op, "topk": 8}}])
+    config.write_text(config.read_text().replace(str(tmp_path / "out" / "selected.jsonl"), str(pool)))
+    result = dj("dj-process", config, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "is the recipe's input" in output and "backbone embedded" not in output
+    assert pool.read_bytes() == before  # the 40 rows are still there

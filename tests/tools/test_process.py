@@ -1,0 +1,98 @@
+"""`daar process`: dj-process whose outputs appear whole or not at all."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
+
+pytestmark = pytest.mark.slow  # dj-process in subprocesses
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def selection_recipe(tmp_path, bundle, rows: int = 10):
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(rows))
+    op = {"probe_path": str(bundle)}
+    scored = {"stats_export_path": str(tmp_path / "out" / "scored.jsonl")}
+    process = [{"daar_diversity_score_filter": {**op, **scored}}, {"daar_topk_reward_selector": {**op, "top_ratio": 0.25}}]
+    return recipe(tmp_path, pool, process)
+
+
+def daar_process(config, cwd, *extra) -> subprocess.CompletedProcess:
+    command = [str(BIN / "daar"), "process", "--config", str(config), *extra]
+    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_outputs_are_those_of_dj_process_and_no_partial_file_is_left(tmp_path, tiny_bundle):
+    config = selection_recipe(tmp_path, tiny_bundle)
+    result = daar_process(config, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "out"
+    ours = {name: read_rows(out / name) for name in ("selected.jsonl", "scored.jsonl", "selected_stats.jsonl")}
+    assert hidden(out) == [] and len(ours["selected.jsonl"]) == 10 and len(ours["scored.jsonl"]) == 40
+    for name in ours:
+        (out / name).unlink()
+    assert dj("dj-process", config, tmp_path).returncode == 0
+    assert {name: read_rows(out / name) for name in ours} == ours  # the same rows as plain dj-process
+
+
+def test_a_failed_run_leaves_the_previous_outputs_whole(tmp_path, tiny_bundle):
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    config = selection_recipe(tmp_path, bundle)
+    assert daar_process(config, tmp_path).returncode == 0
+    out = tmp_path / "out"
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    (bundle / "heads.safetensors").write_bytes(b"broken")
+    result = daar_process(config, tmp_path)
+    assert result.returncode != 0 and "previous outputs were left as they were" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before and hidden(out) == []
+
+
+def test_a_run_killed_at_any_moment_leaves_a_whole_export(tmp_path, tiny_bundle):
+    config = selection_recipe(tmp_path, tiny_bundle, rows=100)
+    out = tmp_path / "out"
+    assert daar_process(config, tmp_path).returncode == 0
+    old = (out / "selected.jsonl").read_bytes()
+    child = subprocess.Popen(
+        [str(BIN / "daar"), "process", "--config", str(config)],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while child.poll() is None and not any(".partial-" in p.name for p in out.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until Data-Juicer starts writing (the aside names appear)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    now = (out / "selected.jsonl").read_bytes()
+    assert now == old or len(now.splitlines()) == 100  # the old export or the new one, whole; never cut short
+
+
+@pytest.mark.parametrize("case, message", [("export over the input", "is the recipe's input"), ("empty input", "pool.jsonl is empty")])
+def test_an_export_over_the_input_or_an_empty_input_is_one_line_before_dj_process_starts(tmp_path, tiny_bundle, case, message):
+    config = selection_recipe(tmp_path, tiny_bundle)
+    if case == "empty input":  # Data-Juicer's loader fails on it before any op is built (StopIteration, no file named)
+        (tmp_path / "pool.jsonl").write_bytes(b"")
+    else:
+        config.write_text(config.read_text().replace(str(tmp_path / "out" / "selected.jsonl"), str(tmp_path / "pool.jsonl")))
+    pool = (tmp_path / "pool.jsonl").read_bytes()
+    result = daar_process(config, tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+    assert (tmp_path / "pool.jsonl").read_bytes() == pool

@@ -1,0 +1,148 @@
+"""What `daar` refuses before any work, in one line, leaving the user's files as they were (run
+in-process: every refusal comes before a model loads)."""
+
+import json
+import os
+import shutil
+import stat
+
+import pytest
+
+from conftest import theme_rows, write_jsonl
+from data_juicer_daar.tools.cli import main
+
+
+def daar(capsys, *args: str) -> tuple[int, list[str]]:
+    """Exit code and the ``daar: error:`` lines of ``daar ARGS``."""
+    rc = main(list(args))
+    err = capsys.readouterr().err
+    return rc, [line for line in err.splitlines() if line.startswith("daar: error:")]
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_out_over_a_folder_of_user_files_holding_the_corpus_is_refused(capsys, tmp_path, tiny_model):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    corpus = write_jsonl(precious / "pool.jsonl", theme_rows(2))
+    before = snapshot(precious)
+    rc, errors = daar(capsys, "train", "--corpus", str(corpus), "--out", str(precious), "--model", str(tiny_model))
+    assert rc == 2 and len(errors) == 1 and "--out:" in errors[0] and "an input of this training" in errors[0]
+    assert snapshot(precious) == before
+
+
+def test_out_over_a_folder_of_other_files_is_refused_naming_them(capsys, tmp_path, tiny_model, theme_corpus):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (folder / "manifest.json").write_text('{"name": "my web app"}')  # a manifest, but not a bundle's
+    before = snapshot(folder)
+    rc, errors = daar(capsys, "train", "--corpus", str(theme_corpus), "--out", str(folder), "--model", str(tiny_model))
+    assert rc == 2 and len(errors) == 1 and "is a directory holding manifest.json, notes.txt, not a bundle" in errors[0]
+    assert snapshot(folder) == before
+
+
+def test_out_over_a_file_a_link_or_under_a_file_is_refused(capsys, tmp_path, tiny_model, theme_corpus):
+    data = write_jsonl(tmp_path / "afile.jsonl", theme_rows(1))
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    for out, message in (
+        (data, "is an existing file, not a bundle directory"),
+        (link, "is a symbolic link"),
+        (data / "probe", "is not a writable directory"),
+    ):
+        rc, errors = daar(capsys, "train", "--corpus", str(theme_corpus), "--out", str(out), "--model", str(tiny_model))
+        assert rc == 2 and len(errors) == 1 and message in errors[0], errors
+    assert data.read_bytes() == b"".join(json.dumps(r).encode() + b"\n" for r in theme_rows(1))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing renamed aside
+
+
+def test_out_may_replace_an_empty_folder_or_a_bundle(tmp_path, tiny_bundle):
+    from data_juicer_daar.method.bundle import check_out
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    assert check_out(empty) == empty and check_out(copy) == copy and check_out(tmp_path / "new" / "deeper")
+    (copy / "extra.txt").write_text("a user's file in the bundle folder")
+    with pytest.raises(Exception, match="not a bundle"):
+        check_out(copy)
+
+
+def test_bundles_are_as_readable_as_the_umask_allows(tmp_path, tiny_bundle):
+    from data_juicer_daar.method.bundle import load_bundle, save_bundle
+
+    bundle = load_bundle(tiny_bundle)
+    old = os.umask(0o022)
+    try:
+        out = save_bundle(tmp_path / "b", bundle.manifest, bundle.probe, bundle.predictor, [], bundle.subdomains)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o644}
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--hidden", "0", "--hidden: must be an integer >= 1, got 0"),
+        ("--head-batch-size", "0", "--head-batch-size: must be an integer >= 1, got 0"),
+        ("--device", "tpu", "--device: must be cpu, cuda, cuda:N or mps, got 'tpu'"),
+        ("--val-fraction", "2", "--val-fraction: must be a finite number > 0 and < 1, got 2.0"),
+        ("--layers", "0", "--layers: must be an integer >= 1, got 0"),
+        ("--tau", "0", "--tau: must be a finite number > 0 and <= 1, got 0.0"),
+    ],
+)
+def test_every_bad_setting_is_refused_by_its_flag_before_any_work(capsys, tmp_path, flag, value, message):
+    # the corpus does not even exist: the settings are refused first
+    rc, errors = daar(capsys, "train", "--corpus", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "b"), flag, value)
+    assert rc == 2 and errors == [f"daar: error: {message}"]
+
+
+def test_flag_prefixes_are_not_accepted(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--corp", "x.jsonl", "--out", str(tmp_path / "b")])
+    assert exit_.value.code == 2 and "--corp" in capsys.readouterr().err
+
+
+def test_check_reads_what_dj_process_reads_and_checks_every_file(capsys, tmp_path):
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b'{"instruction": "a"}\n{"instruction": "b"}\n')
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps(theme_rows(1)))
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", theme_rows(1))
+    write_jsonl(folder / "b.jsonl", theme_rows(1))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"instruction": "ok"}\nnot json\n')
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    rc = main(["check", str(bad), str(bom), str(array), str(folder), str(empty)])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert "bom.jsonl: 2 rows" in out and f"array.json: {len(theme_rows(1))} rows" in out
+    assert "a.jsonl: " in out and "b.jsonl: " in out  # after the bad file: every file is checked
+    assert "bad.jsonl:2: not valid JSON" in err and "empty.jsonl holds no rows" in err
+
+
+def test_report_into_an_existing_file_is_refused(capsys, tmp_path):
+    target = write_jsonl(tmp_path / "keep.jsonl", theme_rows(1))
+    before = target.read_bytes()
+    rc, errors = daar(capsys, "report", "--pool", str(target), "--selection", str(target), "--out", str(target))
+    assert rc == 2 and errors == [f"daar: error: --out: {target} is an existing file: give the report a directory of its own"]
+    assert target.read_bytes() == before
+
+
+def test_process_passes_dj_process_flags_on_and_checks_an_export_override(capsys, tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(1))
+    config = tmp_path / "r.yaml"
+    config.write_text(f"dataset_path: {pool}\nexport_path: {tmp_path / 'out.jsonl'}\nprocess: []\n")
+    rc, errors = daar(capsys, "process", "--config", str(config), "--np", "2", "--export_path", str(pool))
+    assert rc == 2 and len(errors) == 1 and "is the recipe's input" in errors[0]
+    with pytest.raises(SystemExit):
+        main(["check", str(pool), "--np", "2"])  # other commands still refuse unknown flags
