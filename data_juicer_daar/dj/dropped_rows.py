@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 from loguru import logger
 from ..errors import ConfigError
+from ..method.corpus import JSON_SUFFIXES
 
 
-JSON_SUFFIXES = (".json", ".jsonl")
 #: data file suffixes by the reader both executors pick for them (one reader per folder)
 FORMATS = {".json": "JSON", ".jsonl": "JSON", ".parquet": "Parquet", ".csv": "CSV", ".tsv": "CSV", ".txt": "text"}
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from loguru import logger
 
 from ..errors import ConfigError
-from .dropped_rows import JSON_SUFFIXES, local_inputs
+from ..method.corpus import JSON_SUFFIXES
+from .dropped_rows import local_inputs
 
 #: set by ``daar process``, which exports aside and renames (the in-place hint is then not said)
 ATOMIC_EXPORT_ENV = "DAAR_ATOMIC_EXPORT"
@@ -24,7 +25,8 @@ _hinted: set[str] = set()  # exports the in-place hint was said for (once per pr
 
 
 def stats_sibling(export_path: str) -> str:
-    """The file Data-Juicer writes the rows' stats and meta to beside ``export_path``."""
+    """The file Data-Juicer writes the rows' stats and meta to beside ``export_path`` (its own rule:
+    every ``.<suffix>`` in the path replaced, as its exporter does)."""
     suffix = export_path.rsplit(".", 1)[-1]
     return export_path.replace("." + suffix, "_stats.jsonl")
 
@@ -41,6 +43,15 @@ def written_paths(cfg) -> list[tuple[str, str]]:
             if path:
                 out.append((f"{name}'s stats_export_path", str(path)))
     return out
+
+
+def _blank(path: Path, chunk: int = 1 << 16) -> bool:
+    """Whether the file holds only whitespace (read up to its first other byte, not whole)."""
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            if block.strip():
+                return False
+    return True
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -64,10 +75,8 @@ def check_recipe_paths(cfg) -> None:
             raise ConfigError(f"{what} and {seen[target]} are one file, {path}: the second would overwrite the first; give each its own")
         seen[target] = what
     for given in inputs:
-        files = [given] if given.is_file() else []
-        for file in files:
-            if file.suffix in JSON_SUFFIXES and not file.read_bytes().strip():
-                raise ConfigError(f"{file} is empty: Data-Juicer cannot read a dataset with no rows; give it rows or leave it out")
+        if given.is_file() and given.suffix in JSON_SUFFIXES and _blank(given):
+            raise ConfigError(f"{given} is empty: Data-Juicer cannot read a dataset with no rows; give it rows or leave it out")
     export = getattr(cfg, "export_path", None)
     if export and Path(export).exists() and not os.environ.get(ATOMIC_EXPORT_ENV) and export not in _hinted:
         _hinted.add(export)

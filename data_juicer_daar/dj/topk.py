@@ -46,8 +46,8 @@ class TopkOp(ScoringOp):
         Initialization method (the parameters every DaaR op takes: ``ScoringOp.__init__``).
 
         :param topk: number of samples to keep (positive integer); ``None`` = no count limit.
-        :param top_ratio: fraction of the samples to keep, in (0, 1] (rounded down; a warning when it rounds to 0); ``None`` = no
-            ratio limit. At least one of ``topk`` and ``top_ratio`` must be set; with both, the
+        :param top_ratio: fraction of the samples to keep, in (0, 1] (rounded down; a warning when
+            it rounds to 0); ``None`` = no ratio limit. At least one of ``topk`` and ``top_ratio`` must be set; with both, the
             smaller selection applies.
         :param mode: "overall" (default: the paper's, the whole pool), "balanced" (an equal share
             of the budget per bundle domain) or "custom" (the shares in ``domain_ratios``).

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from ..errors import CorpusError
 
+JSON_SUFFIXES = (".json", ".jsonl")  # the files Data-Juicer reads as JSON rows
+
 
 def parse_line(raw: bytes, where: str, expect: str = "each line must be one JSON object") -> object:
     """One JSONL line as JSON; ``CorpusError`` naming ``where`` (file:line) for the lines that
@@ -71,5 +73,5 @@ def data_files(path: str | Path) -> list[Path]:
     """``path`` itself, or the JSON/JSONL files under the folder ``path`` (as ``dj-process`` reads a folder)."""
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl"))
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in JSON_SUFFIXES)
     return [path]

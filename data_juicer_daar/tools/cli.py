@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("files", nargs="+", help="JSONL (or JSON array) files, or folders of them; every file is checked")
     k.set_defaults(run=_check)
-    for command in sub.choices.values():  # a flag is spelled whole: a prefix could mean another flag tomorrow
-        command.allow_abbrev = False
+    for command in sub.choices.values():
+        command.allow_abbrev = False  # a flag is spelled whole: a prefix could mean another flag tomorrow
+        command.set_defaults(command_parser=command)  # errors name a setting by this command's flag
     return parser
 
 
@@ -187,9 +188,9 @@ def _embed(args: argparse.Namespace) -> None:
     print(f"  {len(texts) / elapsed:.1f} samples/s, {tokens / elapsed:.0f} tokens/s ({elapsed:.1f} s; tokenizing {t_tok:.1f} s)")
 
 
-def _flag(parser: argparse.ArgumentParser, command: str, option: str) -> str:
-    """The flag of the ``command`` option whose destination is ``option`` (``--option`` if none)."""
-    for action in parser._subparsers._group_actions[0].choices[command]._actions:
+def _flag(command: argparse.ArgumentParser, option: str) -> str:
+    """The flag of ``command``'s option whose destination is ``option`` (``--option`` if none)."""
+    for action in command._actions:
         if action.dest == option and action.option_strings:
             return action.option_strings[0]
     return "--" + option.replace("_", "-")
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc)
         option = getattr(exc, "option", None)  # the parameter a library error is about, shown as its flag
         if option:
-            flag = _flag(parser, args.command, option)
+            flag = _flag(args.command_parser, option)
             if message.startswith((f"{option} ", f"{option}:")):  # the Python name said first: the flag replaces it
                 message = message[len(option) :].lstrip(": ")
             message = f"{flag}: {message}"
