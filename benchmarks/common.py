@@ -49,7 +49,13 @@ def run_checked(cmd: list[str], **kw) -> None:
 def measure(cmd: list[str], cwd: Path | None = None) -> tuple[str, float]:
     """Run ``cmd``; return its stdout+stderr and its peak RSS in MiB (process and waited children)."""
     proc = subprocess.Popen(
-        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        cmd,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)

@@ -56,7 +56,13 @@ def dj(tool: str, config: Path, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``dj-process`` or ``dj-analyze`` on a recipe, offline."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [str(Path(sys.executable).parent / tool), "--config", str(config)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [str(Path(sys.executable).parent / tool), "--config", str(config)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=600,
     )
 
 

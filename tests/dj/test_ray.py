@@ -62,7 +62,13 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(yaml.safe_dump(config))
     result = subprocess.run(
-        [str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900
+        [str(BIN / "dj-process"), "--config", str(recipe)],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=900,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", result.stdout + result.stderr))
@@ -121,7 +127,13 @@ def test_ray_selector_without_scores_fails_with_one_line(ray_cluster, tiny_bundl
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
     result = subprocess.run(
-        [str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900
+        [str(BIN / "dj-process"), "--config", str(recipe)],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=900,
     )
     assert result.returncode != 0
     assert "put daar_diversity_score_filter (same probe_path) before this op" in result.stdout + result.stderr
@@ -185,7 +197,13 @@ def test_folder_mixing_formats_is_refused_at_start(tiny_bundle, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
     result = subprocess.run(
-        [str(BIN / "dj-process"), "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900
+        [str(BIN / "dj-process"), "--config", str(recipe)],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=900,
     )
     assert result.returncode != 0
     assert f"{folder} holds 1 JSON file(s) and 1 Parquet file(s): Data-Juicer reads one format per folder" in result.stdout + result.stderr

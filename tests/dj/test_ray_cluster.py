@@ -101,6 +101,7 @@ def run(config: Path, fault=None, timeout: float = 600) -> tuple[int, str, bool]
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
@@ -157,10 +158,14 @@ def expected(tmp_path_factory, shards, tiny_bundle) -> list[str]:
     return ids
 
 
-def assert_same_selection(rows: list[dict], expected: list[str]) -> None:
-    """Same ids; within each shard, the same order (the executors list a folder's files in different orders)."""
+def assert_same_selection(rows: list[dict], expected: list[str], ordered: bool = True) -> None:
+    """Same ids; with ``ordered``, within each shard the same order (the executors list a folder's
+    files in different orders). After a fault, Ray reruns tasks and may cut and number the blocks
+    differently, so only the set is compared (README: sort by an id field when the order matters)."""
     ids = [r["id"] for r in rows]
     assert sorted(ids) == sorted(expected)
+    if not ordered:
+        return
     shard = {r["id"]: i // ROWS_PER_SHARD for i, r in enumerate(theme_rows(SHARDS * ROWS_PER_SHARD // 4))}
     for s in range(SHARDS):
         assert [i for i in ids if shard[i] == s] == [i for i in expected if shard[i] == s]
@@ -190,7 +195,7 @@ def test_worker_node_removed_while_scoring(cluster, shards, tiny_bundle, expecte
     rc, log, struck = run(config, remove_node)
     assert struck, "the node was never removed while a scoring task ran on it"
     assert rc == 0, log[-3000:]
-    assert_same_selection(exported(export), expected)  # Ray retried the lost tasks on the other nodes
+    assert_same_selection(exported(export), expected, ordered=False)  # Ray retried the lost tasks on the other nodes
 
 
 def test_ray_worker_killed_mid_task(cluster, shards, tiny_bundle, expected, tmp_path):
@@ -206,7 +211,7 @@ def test_ray_worker_killed_mid_task(cluster, shards, tiny_bundle, expected, tmp_
     assert struck
     assert rc == 0, log[-3000:]
     assert "will be retried" in log  # Ray saw the dead worker and ran its task again
-    assert_same_selection(exported(export), expected)
+    assert_same_selection(exported(export), expected, ordered=False)
 
 
 def test_node_lost_while_the_selector_filters(cluster, shards, tiny_bundle, expected, tmp_path):
@@ -222,7 +227,7 @@ def test_node_lost_while_the_selector_filters(cluster, shards, tiny_bundle, expe
     assert struck
     print(f"selector fault: exit {rc}")
     if rc == 0:  # Ray rebuilt the lost blocks from their lineage (the upstream ops are deterministic)
-        assert_same_selection(exported(export), expected)
+        assert_same_selection(exported(export), expected, ordered=False)
     else:
         assert exported(export) == []
 
@@ -256,7 +261,7 @@ def test_driver_says_when_the_head_is_gone(tmp_path):
         "import time; from data_juicer_daar.dj.ray_watch import watch_address; "
         f"watch_address('127.0.0.1', {port}, 'op'); print('watching', flush=True); time.sleep(60); print('still here')"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
     assert proc.stdout.readline().strip() == "watching"
     time.sleep(1.0)
     assert proc.poll() is None  # alive while the head answers

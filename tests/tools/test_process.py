@@ -27,7 +27,7 @@ def selection_recipe(tmp_path, bundle, rows: int = 10):
 
 def daar_process(config, cwd, *extra) -> subprocess.CompletedProcess:
     command = [str(BIN / "daar"), "process", "--config", str(config), *extra]
-    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, errors="replace", timeout=600)
 
 
 def hidden(folder: Path) -> list[str]:
