@@ -52,17 +52,16 @@ def recipe(tmp_path: Path, pool, process: list, **extra) -> Path:
     return path
 
 
-def dj(tool: str, config: Path, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``dj-process`` or ``dj-analyze`` on a recipe, offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def dj(tool: str, config: Path, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``dj-process`` or ``dj-analyze`` on a recipe, offline (``env``: the whole environment, if given)."""
     return subprocess.run(
         [str(Path(sys.executable).parent / tool), "--config", str(config)],
         cwd=cwd,
-        env=env,
+        env=env or {**os.environ, "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,
         errors="replace",
-        timeout=600,
+        timeout=timeout,
     )
 
 

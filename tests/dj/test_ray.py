@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import HOSTILE, theme_rows, write_jsonl
+from conftest import HOSTILE, dj, theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
@@ -61,15 +61,7 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
     }
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [str(BIN / "dj-process"), "--config", str(recipe)],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=900,
-    )
+    result = dj("dj-process", recipe, tmp_path, env=ENV, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", result.stdout + result.stderr))
     return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl"), embedded
@@ -126,15 +118,7 @@ def test_ray_selector_without_scores_fails_with_one_line(ray_cluster, tiny_bundl
     }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [str(BIN / "dj-process"), "--config", str(recipe)],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=900,
-    )
+    result = dj("dj-process", recipe, tmp_path, env=ENV, timeout=900)
     assert result.returncode != 0
     assert "put daar_diversity_score_filter (same probe_path) before this op" in result.stdout + result.stderr
 
@@ -196,15 +180,7 @@ def test_folder_mixing_formats_is_refused_at_start(tiny_bundle, tmp_path):
     }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [str(BIN / "dj-process"), "--config", str(recipe)],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=900,
-    )
+    result = dj("dj-process", recipe, tmp_path, env=ENV, timeout=900)
     assert result.returncode != 0
     assert f"{folder} holds 1 JSON file(s) and 1 Parquet file(s): Data-Juicer reads one format per folder" in result.stdout + result.stderr
     assert not (tmp_path / "out" / "s.jsonl").exists()
