@@ -107,7 +107,7 @@ def run_recipe(recipe_name: str, work: Path, dataset: Path, bundle: Path | str, 
     config.update(dataset_path=str(dataset), export_path=str(work / "selected.jsonl"), use_cache=False, **overrides)
     for op in config["process"]:
         params = next(iter(op.values()))
-        params["probe_path"] = str(bundle)
+        params["bundle_path"] = str(bundle)
         params.pop("stats_export_path", None)
         params.update(op_params or {})
     recipe = work / "recipe.yaml"

@@ -47,7 +47,6 @@ from benchmarks.common import RESULTS, machine, save
 from benchmarks.eval_pools import POOLS, pool_path
 from benchmarks.labelled_pool import load_pool, selections
 from benchmarks.selectors import SELECTORS
-
 from data_juicer_daar.method.backbone import Backbone, pad_batch, pick_device
 from data_juicer_daar.method.corpus import read_jsonl
 from data_juicer_daar.method.models import prepare_default_model, quiet_loading

@@ -149,9 +149,9 @@ def main() -> None:
 
     from data_juicer_daar.method.backbone import Backbone
     from data_juicer_daar.method.bundle import read_synthetic
-    from data_juicer_daar.method.pseudo_labels import METHODS, pseudo_labels
     from data_juicer_daar.method.corpus import read_jsonl
     from data_juicer_daar.method.domains import load_domains
+    from data_juicer_daar.method.pseudo_labels import METHODS, pseudo_labels
     from data_juicer_daar.method.text import render
 
     backbone = Backbone(None, num_layers=args.layers, dtype="float32")

@@ -107,9 +107,9 @@ def demo_part() -> dict:
 
 
 def growth_part(sizes: list[int]) -> dict:
-    from benchmarks.tiny import build_tiny_model, theme_rows
     from data_juicer_daar.method.corpus import read_jsonl
     from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
+    from tests.tiny import build_tiny_model, theme_rows
 
     tmp = Path(tempfile.mkdtemp(prefix="daar-growth-"))
     model = build_tiny_model(tmp / "model")

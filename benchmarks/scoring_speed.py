@@ -43,8 +43,8 @@ def variant(name: str, n: int, bundle: str) -> dict:
     if name == "upstream":
         from transformers import AutoModel, AutoTokenizer
 
-        from data_juicer_daar.method.models import prepare_default_model, quiet_loading
         from benchmarks.peers import upstream_embed, upstream_kmeans_select
+        from data_juicer_daar.method.models import prepare_default_model, quiet_loading
 
         with quiet_loading():
             model = AutoModel.from_pretrained(prepare_default_model()).eval()

@@ -21,7 +21,9 @@ discoverable through the ``data_juicer.ops`` entry point, so recipes need no ext
 """
 
 from . import ops  # noqa: F401  (registers the operators)
-from .dj import loaders  # noqa: F401  (registers the saved-dataset source)
+from .dj import loaders
 from .version import __version__
 
 __all__ = ["__version__"]
+
+loaders.register_when_loaded()  # the ``huggingface_disk`` dataset source (an import hook until Data-Juicer's registry loads)

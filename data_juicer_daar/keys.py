@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .options import OneOf
+
 #: meta: predicted pseudo-domain name (str); ``NO_TEXT_DOMAIN`` for a sample with no usable text.
 DOMAIN = "daar_domain"
 #: meta: the sample's sub-domain (int index into the bundle's sub-domain clusters; -1 without text).
@@ -17,7 +19,8 @@ DIVERSITY = "daar_diversity"
 PROBE_ENTROPY = "daar_probe_entropy"
 #: meta and stats: tag of the heads, text settings and number format that wrote that row's DaaR
 #: keys; a later op reuses a value only when the tag equals its own (``dj.reuse.stored_values``).
-BUNDLE = "daar_bundle"
+#: (The stored name is older than the tag's meaning; it stays so that scored pools keep matching.)
+SCORING_TAG = "daar_bundle"
 #: meta: why a sample's text was unusual ("" when it was not), see ``method.text.Rendered``.
 ISSUE = "daar_issue"
 
@@ -53,5 +56,7 @@ SCORES = {
 #: the score every op ranks or filters by unless told otherwise: it selected better than the
 #: predictor in every measured setting (benchmarks/README.md, sections 3 and 5)
 DEFAULT_SCORE = "probe_entropy"
+#: the rule of every ``score_source`` setting: a score of the table
+SCORE_SOURCE = OneOf(tuple(SCORES))
 #: the other per-row values the mapper stores (value name -> meta key)
 META_VALUES = {"domain": DOMAIN, "subdomain": SUBDOMAIN, "probs": DOMAIN_PROBS, "issue": ISSUE}

@@ -3,17 +3,11 @@ small real JSONL corpora, and a bundle trained on the tiny model."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from data_juicer.core.data import NestedDataset
-
-from benchmarks.tiny import THEMES, build_tiny_model, theme_rows  # noqa: F401  (tests import them from here)
+from helpers import build_tiny_model, theme_rows, write_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -25,66 +19,6 @@ def pytest_configure(config):
         "slow: runs dj-process, dj-analyze, Ray, the daar command or the default model in subprocesses (deselect with -m 'not "
         "slow' for a fast inner loop; CI runs all)",
     )
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def read_rows(path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def recipe(tmp_path: Path, pool, process: list, **extra) -> Path:
-    """A Data-Juicer recipe over ``pool`` (one worker) exporting to ``tmp_path/out/selected.jsonl``."""
-    config = {
-        "project_name": "daar-test",
-        **({"dataset_path": str(pool)} if pool is not None else {}),
-        "export_path": str(tmp_path / "out" / "selected.jsonl"),
-        "text_keys": "instruction",
-        "np": 1,
-        "process": process,
-        **extra,
-    }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def dj(tool: str, config: Path, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``dj-process`` or ``dj-analyze`` on a recipe, offline (``env``: the whole environment, if given)."""
-    return subprocess.run(
-        [str(Path(sys.executable).parent / tool), "--config", str(config)],
-        cwd=cwd,
-        env=env or {**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=timeout,
-    )
-
-
-#: rows no op may lose: empty and None fields, a huge text, odd unicode, a chat row among Alpaca ones
-HOSTILE = [
-    {"id": "none-fields", "instruction": "", "input": None, "output": None},
-    {"id": "empty", "instruction": "", "input": "", "output": ""},
-    {"id": "huge", "instruction": "huge " * 50000, "input": "", "output": "y"},
-    {"id": "odd-unicode", "instruction": "数学 🧮 ｘ＝２？ \u200b é\u0301", "input": "", "output": "\x00"},
-    {"id": "messages-row", "instruction": None, "output": None, "messages": [{"role": "user", "content": "Why carry umbrellas?"}]},
-]
-
-
-def dataset(rows):
-    columns = list(dict.fromkeys(k for r in rows for k in r))  # from_list reads columns off row 0 only
-    return NestedDataset.from_list([{k: r.get(k) for k in columns} for r in rows])
-
-
-def run_ops(ops, rows):
-    ds = dataset(rows)
-    for op in ops:
-        ds = op.run(ds)
-    return ds
 
 
 @pytest.fixture(scope="session", autouse=True)

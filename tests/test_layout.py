@@ -40,6 +40,66 @@ def test_every_error_class_is_a_daar_error_defined_in_errors_py():
     assert len(classes) >= 9 and all(issubclass(c, errors.DaarError) for c in classes)
 
 
+def test_every_raise_in_the_package_is_a_daar_error():
+    """A ``raise`` names an error class of ``errors.py`` (or re-raises what it caught): never a bare
+    ``ValueError`` that ``daar`` would show as a traceback."""
+    daar_errors = {c.__name__ for c in vars(errors).values() if inspect.isclass(c) and issubclass(c, errors.DaarError)}
+    raises = 0
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Raise) or node.exc is None:
+                continue  # a bare ``raise`` passes on what an ``except`` caught
+            raises += 1
+            called = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            name = getattr(called, "id", None) or getattr(called, "attr", None)
+            assert name in daar_errors, f"{path.relative_to(PACKAGE)}:{node.lineno} raises {ast.unparse(node.exc)[:60]}"
+    assert raises >= 80  # the walk saw the package's raises
+
+
+def _settings_classes() -> list[type]:
+    from data_juicer_daar.dj.op_base import ScoringSettings
+    from data_juicer_daar.method.selection import TopkSpec
+    from data_juicer_daar.method.synthesis import SynthesisConfig
+    from data_juicer_daar.method.text import TextFields
+    from data_juicer_daar.method.training import HeadConfig, TrainConfig
+    from data_juicer_daar.ops.daar_diversity_score_filter import ScoreRange
+    from data_juicer_daar.tools.report.config import ReportConfig
+
+    return [ScoringSettings, TopkSpec, ScoreRange, TextFields, TrainConfig, SynthesisConfig, HeadConfig, ReportConfig]
+
+
+def test_every_setting_is_declared_with_its_rule_in_a_settings_class():
+    """Each setting of ``daar train``, ``daar report`` and every op is a field of a ``Settings``
+    dataclass with a rule (``options.option(check=...)``); nothing else checks settings by hand."""
+    import dataclasses
+
+    from data_juicer_daar.dj.op_base import ScoringOp
+    from data_juicer_daar.options import Rule, Settings
+    from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardSelector
+
+    declared = {}
+    for config in _settings_classes():
+        assert issubclass(config, Settings)
+        for f in dataclasses.fields(config):
+            rule = f.metadata.get("check")
+            if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+                continue  # a nested settings class, itself checked
+            assert isinstance(rule, Rule) or f.name == "shares", f"{config.__name__}.{f.name} has no rule"
+            declared[f.name] = rule
+    declared.update(text_format=declared["fmt"])  # the ops' name of TextFields.fmt
+    for op in (DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector):
+        for klass in op.__mro__:
+            if klass.__module__.startswith("data_juicer_daar") and "__init__" in vars(klass):
+                for name in inspect.signature(klass.__init__).parameters:
+                    if name not in ("self", "args", "kwargs", "probe_path", "domain_ratios"):
+                        assert declared.get(name) is not None, f"{op.__name__}: parameter {name} has no declared rule"
+    # the hand checks the rules replaced are gone from everywhere but options.py
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "options.py":
+            assert "isinstance(value, bool)" not in path.read_text() or path.parent.name == "report", path
+    assert ScoringOp.__init__.__doc__
+
+
 def test_both_selectors_have_one_signature():
     from data_juicer_daar.ops import DaarTopkRewardRaySelector, DaarTopkRewardSelector
 
@@ -65,22 +125,20 @@ def test_the_row_fields_the_tools_spell_are_data_juicers():
 def test_a_scored_batch_carries_every_value_the_reuse_rule_answers():
     from dataclasses import fields
 
-    from data_juicer_daar.dj.op_base import Scored
+    from data_juicer_daar.dj.op_base import TaggedScores
     from data_juicer_daar.dj.reuse import VALUE_NAMES
 
-    assert {f.name for f in fields(Scored)} - {"tag"} == set(VALUE_NAMES)
+    assert {f.name for f in fields(TaggedScores)} - {"tag"} == set(VALUE_NAMES)
 
 
 def test_report_names_the_parameter_of_an_unknown_score(tmp_path):
     import pytest
 
     from data_juicer_daar.errors import ConfigError
-    from data_juicer_daar.tools.report.load import load_selection
+    from data_juicer_daar.tools.report.config import ReportConfig
 
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text('{"id": 1, "__dj__stats__": {"daar_probe_entropy": 0.5}}\n')
-    with pytest.raises(ConfigError, match="must be one of predictor, probe_entropy, got 'reward'") as err:
-        load_selection(pool, pool, "id", score="reward")
+    with pytest.raises(ConfigError, match="score must be one of predictor, probe_entropy, got 'reward'") as err:
+        ReportConfig(pool="pool.jsonl", selection="selected.jsonl", out="report", score="reward")
     assert err.value.option == "score"
 
 

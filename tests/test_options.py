@@ -4,11 +4,11 @@ import dataclasses
 
 import pytest
 
-from data_juicer_daar.tools.cli import EMBED_OPTIONS, build_parser
-from data_juicer_daar.options import from_args
 from data_juicer_daar.method.synthesis import SynthesisConfig
 from data_juicer_daar.method.text import TextFields
 from data_juicer_daar.method.training import HeadConfig, TrainConfig
+from data_juicer_daar.options import from_args
+from data_juicer_daar.tools.cli import EMBED_OPTIONS, build_parser
 
 REQUIRED = ["train", "--corpus", "pool.jsonl", "--out", "probe"]
 

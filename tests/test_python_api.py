@@ -5,8 +5,7 @@ import math
 
 import numpy as np
 import pytest
-
-from conftest import read_rows, recipe, theme_rows, write_jsonl
+from helpers import read_rows, recipe, theme_rows, write_jsonl
 
 
 def test_train_then_score_rows_without_data_juicer(tiny_model, theme_corpus, tmp_path):
@@ -50,7 +49,7 @@ def test_recipe_through_data_juicers_executor(tiny_bundle, tmp_path):
 
     rows = theme_rows(5)
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
-    config = recipe(tmp_path, pool, [{"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 6}}])
+    config = recipe(tmp_path, pool, [{"daar_topk_reward_selector": {"bundle_path": str(tiny_bundle), "topk": 6}}])
     cfg = init_configs(args=["--config", str(config)])
     result = DefaultExecutor(cfg).run()
     expected = select(Scorer(tiny_bundle).score([render(r).text for r in rows]).probe_entropy, [], 6)

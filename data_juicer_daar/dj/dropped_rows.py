@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 import json
 import math
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 
 from loguru import logger
+
 from ..errors import ConfigError
 from ..method.corpus import JSON_SUFFIXES
-
 
 #: data file suffixes by the reader both executors pick for them (one reader per folder)
 FORMATS = {".json": "JSON", ".jsonl": "JSON", ".parquet": "Parquet", ".csv": "CSV", ".tsv": "CSV", ".txt": "text"}
@@ -93,7 +93,7 @@ def _warn(path: str, keys: tuple[str, ...], stamp: tuple[float, int]) -> None:
         logger.warning(
             f"{dropped} of {total} rows of {path} have no {' / '.join(keys)} (the recipe's text_keys; null, NaN and Infinity "
             "count as none) and were dropped by Data-Juicer's formatter before any op ran; give those rows the field (an empty "
-            "string scores as no text) or set text_keys to a field every row has (README: Input)"
+            "string scores as no text) or set text_keys to a field every row has (docs/inputs.md)"
         )
 
 

@@ -13,7 +13,8 @@ This package registers ``source: huggingface_disk`` for local dataset configs::
 
 Data-Juicer imports its plugins while its own config module is still loading, before the module
 that holds the load-strategy registry can be imported; the registration therefore runs right after
-that module loads (``register_when_loaded``), or at once when it already has.
+that module loads (``register_when_loaded``, which the package's ``__init__`` calls: importing this
+module has no effect), or at once when it already has.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import sys
+
+from ..errors import ConfigError
 
 SOURCE = "huggingface_disk"
 REGISTRY_MODULE = "data_juicer.core.data.load_strategy"
@@ -45,7 +48,7 @@ def register() -> None:
             if isinstance(loaded, datasets.DatasetDict):
                 split = self.ds_config.get("split") or (next(iter(loaded)) if len(loaded) == 1 else None)
                 if split not in loaded:
-                    raise ValueError(f"{path} holds splits {list(loaded)}: set `split` to one of them in its dataset config")
+                    raise ConfigError(f"{path} holds splits {list(loaded)}: set `split` to one of them in its dataset config")
                 loaded = loaded[split]
             return unify_format(loaded, text_keys=self.cfg.text_keys, num_proc=kwargs.get("num_proc", 1), global_cfg=self.cfg)
 
@@ -70,10 +73,8 @@ class _RegisterAfterLoad(importlib.abc.MetaPathFinder):
 
 
 def register_when_loaded() -> None:
+    """Register the source now if Data-Juicer's registry is loaded, else right after it loads."""
     if REGISTRY_MODULE in sys.modules and hasattr(sys.modules[REGISTRY_MODULE], "DataLoadStrategyRegistry"):
         register()
     elif not any(isinstance(f, _RegisterAfterLoad) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfterLoad())
-
-
-register_when_loaded()

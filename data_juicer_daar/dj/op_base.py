@@ -1,27 +1,31 @@
-"""The lifecycle every DaaR op shares inside Data-Juicer: parameters, model, reuse-or-score, failures.
+"""The lifecycle every DaaR op shares inside Data-Juicer: parameters, run-time checks, model, reuse-or-score, failures.
 
-The scorer (bundle heads + truncated backbone) is loaded lazily, once per worker process, through
-Data-Juicer's ``prepare_model``/``get_model``; the op itself only carries the bundle path and
-fingerprint, so the model is never pickled with it. ``ScoringOp.values`` is the one path by which
-every op gets its values: reused under the rule of ``reuse.py``, else scored here. A batch that
-fails in a worker is written down as a ``Failure`` record, and ``run`` stops the run on it instead
-of letting Data-Juicer drop the batch's rows.
+* Building an op stores and checks its parameters (``ScoringSettings``, checked by ``options``) and
+  reads the bundle's small manifest (its domain names and identity); nothing else.
+* ``ScoringOp.preflight`` runs the checks that look at files and the running recipe, once per
+  process: the bundle and model check, the recipe's paths, dropped rows, the Ray head watch.
+* The scorer (bundle heads + truncated backbone) is loaded lazily, once per worker process, through
+  Data-Juicer's ``prepare_model``/``get_model``, so the model is never pickled with the op.
+* ``ScoringOp.values`` is the one path by which every op gets its values: reused under the rule of
+  ``reuse.py``, else scored here.
+* Every batch method an op defines is wrapped by ``ScoringOp.__init_subclass__``: a batch that fails
+  in a worker is written down as a ``Failure`` record, and ``run`` stops the run on it instead of
+  letting Data-Juicer drop the batch's rows.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import signal
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 import torch
 from data_juicer.utils import model_utils
@@ -30,22 +34,29 @@ from loguru import logger
 
 from ..errors import ConfigError, ScoringFailed
 from ..method.backbone import DTYPE_CHOICES, resolve_dtype
+from ..method.bundle import check_bundle, read_manifest
 from ..method.cpu_share import CpuShare
-from ..method.scoring import Scorer, check_bundle
-from ..method.text import FORMATS, TextFields, render
+from ..method.scoring import Scorer
+from ..method.text import TextFields, render
+from ..options import Flag, Name, Number, OneOf, Settings, option, settings
 from .dropped_rows import warn_dropped_rows
+from .ray_watch import in_ray_driver, ray_node, watch_head
 from .recipe_paths import check_running_recipe
-from .ray_watch import ray_node, watch_head
 from .reuse import other_tag, scoring_tag, stored_values
 
 MODEL_TYPE = "daar_scorer"
+#: set to 0 to turn the Ray head watch off for every op (the op parameter ``watch_ray_head`` does it per op)
+WATCH_ENV = "DAAR_WATCH_RAY_HEAD"
+#: the batch methods of Data-Juicer's ops that ``ScoringOp`` accounts for, in every op that defines one
+BATCH_METHODS = ("process_batched", "compute_stats_batched")
 
 
-def _load_scorer(probe_path: str, model: str | None = None, batch_size: int = 32, dtype: str | None = None, device: str = "cpu") -> Scorer:
-    return Scorer(probe_path, model=model, batch_size=batch_size, device=device, dtype=dtype)
+def _load_scorer(bundle_path: str, model: str | None = None, batch_size: int = 32, dtype: str | None = None, device: str = "cpu") -> Scorer:
+    return Scorer(bundle_path, model=model, batch_size=batch_size, device=device, dtype=dtype)
 
 
-# registering a loader is how a plugin joins Data-Juicer's model management (no other side effect)
+# registering a loader is how a plugin joins Data-Juicer's model management (a dict entry; Ray
+# workers that only unpickle an op need it too)
 model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 
 
@@ -53,6 +64,7 @@ _CHUNK = 1000  # rows rendered and scored together
 
 _running = 0  # ScoringOp.run calls in progress in this process
 _fork_hook = False  # whether ``_default_sigterm_in_children`` is registered
+_checked: set[tuple] = set()  # the preflight checks done in this process (forked workers inherit them)
 
 
 def _default_sigterm_in_child() -> None:
@@ -76,9 +88,21 @@ def _default_sigterm_in_children() -> None:
         _fork_hook = True
 
 
+@dataclass(frozen=True)
+class ScoringSettings(Settings):
+    """The parameters every DaaR op takes beside its text fields, each with its rule (``options``)."""
+
+    bundle_path: str = option("", check=Name("a bundle directory"))
+    model_path: str | None = option(None, check=Name("a model directory", nullable=True))
+    model_batch_size: int = option(32, check=Number(integer=True, low=1, what="a positive integer"))
+    model_dtype: str | None = option("auto", check=OneOf(DTYPE_CHOICES, nullable=True))
+    watch_ray_head: bool = option(True, check=Flag())
+
+
 @dataclass
-class Scored:
-    """Scores of one batch, one entry per row, each list named as in ``reuse.VALUE_NAMES``."""
+class TaggedScores:
+    """Scores of one batch, one entry per row, each list named as in ``reuse.VALUE_NAMES``, and the
+    scoring tag they were computed under."""
 
     domain: list[str]
     subdomain: list[int]
@@ -106,10 +130,25 @@ class Failure:
         return cls(rows, type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
 
 
+def _accounted(method: Callable) -> Callable:
+    """``method`` (a batch method) whose failure is noted for ``run`` before it propagates."""
+
+    @functools.wraps(method)
+    def wrapper(self, samples, *args, **kwargs):
+        try:
+            return method(self, samples, *args, **kwargs)
+        except Exception as exc:
+            self.note_failure(len(next(iter(samples.values()), [])), exc)
+            raise
+
+    wrapper.accounted = True
+    return wrapper
+
+
 class ScoringOp:
-    """Base of the DaaR ops: the shared parameters (validated at construction), lazy per-worker
-    model loading, the one reuse-or-score path (``values``) and the failure accounting that stops
-    a run instead of losing rows.
+    """Base of the DaaR ops: the shared parameters, the run-time checks (``preflight``), lazy
+    per-worker model loading, the one reuse-or-score path (``values``) and the failure accounting
+    that stops a run instead of losing rows.
 
     Data-Juicer reads an op's parameters from the ``__init__`` signatures along its MRO, so the
     shared parameters are declared once, here, keyword-only; each op's own ``__init__`` takes its
@@ -119,10 +158,17 @@ class ScoringOp:
 
     reuse_hint = ""  # said when this op scores rows no earlier op scored (selectors: how to avoid it)
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in BATCH_METHODS:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "accounted", False):
+                setattr(cls, name, _accounted(method))
+
     def __init__(
         self,
         *args,
-        probe_path: str = "",
+        bundle_path: str = "",
         model_path: str | None = None,
         model_batch_size: int = 32,
         model_dtype: str = "auto",
@@ -131,87 +177,51 @@ class ScoringOp:
         output_key: str = "output",
         messages_key: str = "messages",
         conversations_key: str = "conversations",
+        watch_ray_head: bool = True,
+        probe_path: str | None = None,
         **kwargs,
     ):
         """
-        The parameters every DaaR op takes.
+        The parameters every DaaR op takes (docs/ops.md).
 
-        :param probe_path: bundle directory written by ``daar train`` (required).
+        :param bundle_path: bundle directory written by ``daar train`` (required).
         :param model_path: backbone directory to use instead of the one the bundle names; it must
             hold the same weights (checked). ``None`` uses the bundle's model.
         :param model_batch_size: texts per backbone forward pass (default 32).
-        :param model_dtype: backbone number format: "auto" (default) = bfloat16 on CUDA and on
-            CPUs with native bfloat16 (AVX512-BF16, AMX, Arm BF16), where it scored 2.6x faster
-            and selected the same rows (benchmarks/README.md, section 7), float32 elsewhere; or
-            "bfloat16", "float16", "float32". The format is part of the scores' tag: a later op
-            reuses a stored score only when it runs in the same format.
-        :param text_format: "auto" recognises, per sample, Alpaca (``instruction_key`` or
-            ``output_key`` present), then ``messages_key``, then ``conversations_key``, then
-            ``text_key``, the first that has text; or force "alpaca", "messages", "sharegpt", "text".
+        :param model_dtype: backbone number format: "auto" (default: bfloat16 on CUDA and on CPUs
+            with native bfloat16, else float32), "bfloat16", "float16" or "float32". Part of the
+            scores' tag: a later op reuses a stored score only when it runs in the same format.
+        :param text_format: "auto" recognises the form per sample (Alpaca, messages, ShareGPT,
+            text); or force "alpaca", "messages", "sharegpt", "text".
         :param input_key: Alpaca input field; the instruction field is ``instruction_key``.
         :param output_key: Alpaca output field.
         :param messages_key: chat field holding a list of ``{"role", "content"}`` turns.
-        :param conversations_key: ShareGPT field holding a list of ``{"from", "value"}`` turns
-            (``human``, ``gpt``, ``system``, ...).
+        :param conversations_key: ShareGPT field holding a list of ``{"from", "value"}`` turns.
+        :param watch_ray_head: in a Ray driver joined to a cluster, stop the run in one line when
+            the head stops answering (default true; ``DAAR_WATCH_RAY_HEAD=0`` turns it off for all).
+        :param probe_path: the old name of ``bundle_path`` (deprecated).
         :param args: extra args
         :param kwargs: extra args
         """
         super().__init__(*args, **kwargs)
-        self._init_scoring(
-            probe_path=probe_path,
-            model_path=model_path,
+        if probe_path is not None:
+            if bundle_path:
+                raise ConfigError(f"{self._name}: set bundle_path only (probe_path is its old name)")
+            logger.warning(f"{self._name}: probe_path is deprecated, call it bundle_path")
+            bundle_path = probe_path
+        self.settings = settings(
+            self._name,
+            ScoringSettings,
+            bundle_path=str(bundle_path) if isinstance(bundle_path, Path) else bundle_path,
+            model_path=str(model_path) if isinstance(model_path, Path) else model_path,
             model_batch_size=model_batch_size,
             model_dtype=model_dtype,
-            text_format=text_format,
-            input_key=input_key,
-            output_key=output_key,
-            messages_key=messages_key,
-            conversations_key=conversations_key,
+            watch_ray_head=watch_ray_head,
         )
-
-    def _init_scoring(
-        self,
-        *,
-        probe_path: str,
-        model_path: str | None,
-        model_batch_size: int,
-        model_dtype: str | None,
-        text_format: str,
-        input_key: str,
-        output_key: str,
-        messages_key: str,
-        conversations_key: str,
-    ) -> None:
-        if not isinstance(probe_path, (str, Path)) or not str(probe_path):
-            raise ConfigError(f"{self._name}: probe_path must be a bundle directory, got {probe_path!r}")
-        if model_path is not None and (not isinstance(model_path, (str, Path)) or not str(model_path)):
-            raise ConfigError(f"{self._name}: model_path must be a model directory or null, got {model_path!r}")
-        if not isinstance(model_batch_size, int) or isinstance(model_batch_size, bool) or model_batch_size < 1:
-            raise ConfigError(f"{self._name}: model_batch_size must be a positive integer, got {model_batch_size!r}")
-        choice(self._name, "model_dtype", model_dtype, DTYPE_CHOICES, nullable=True)
-        choice(self._name, "text_format", text_format, FORMATS)
-        field_names = {
-            "input_key": input_key,
-            "output_key": output_key,
-            "messages_key": messages_key,
-            "conversations_key": conversations_key,
-            "text_key": self.text_key,
-            "instruction_key": self.instruction_key,
-        }
-        for name, value in field_names.items():
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"{self._name}: {name} must be a field name (a non-empty string), got {value!r}")
-        # everything checkable without the forward pass fails here, at start, in one line: a worker's
-        # error would be swallowed by skip_op_error and its rows dropped
-        manifest, _ = check_bundle(probe_path, model_path)
-        check_running_recipe()
-        warn_dropped_rows()
-        watch_head(self._name)
-        self.probe_path = str(Path(probe_path).resolve())
-        self.domain_names = manifest.domain_names
-        # part of the op's cache fingerprint: retraining into the same path invalidates cached results
-        self.bundle_fingerprint = manifest.fingerprint
-        self.text_fields = TextFields(
+        self.text_fields = settings(
+            self._name,
+            TextFields,
+            rename={"fmt": "text_format"},
             fmt=text_format,
             instruction_key=self.instruction_key,
             input_key=input_key,
@@ -220,13 +230,44 @@ class ScoringOp:
             conversations_key=conversations_key,
             text_key=self.text_key,
         )
+        self.bundle_path = str(Path(bundle_path).resolve())
+        manifest = read_manifest(self.bundle_path)  # a small JSON file: the bundle's domains and identity
+        self.domain_names = manifest.domain_names
+        # part of the op's cache fingerprint: retraining into the same path invalidates cached results
+        self.heads_id = manifest.heads_id
         self.dtype = resolve_dtype(model_dtype, "cuda" if self.use_cuda() else "cpu")
-        self.tag = scoring_tag(self.bundle_fingerprint, self.text_fields, self.dtype)
+        self.tag = scoring_tag(self.heads_id, self.text_fields, self.dtype)
         self.model_key = model_utils.prepare_model(
-            MODEL_TYPE, probe_path=self.probe_path, model=model_path, batch_size=model_batch_size, dtype=model_dtype
+            MODEL_TYPE, bundle_path=self.bundle_path, model=model_path, batch_size=model_batch_size, dtype=model_dtype
         )
+        self.failure_log: str | None = None  # set by ``run`` while it runs: where workers note failed batches
+        self.cpu_threads: int | None = None  # set by ``run``: torch threads per worker (CPU)
+        self.preflown = False
+        if in_ray_driver():  # the Ray executor runs no op method on the driver before rows are scored
+            self.preflight()
+
+    def preflight(self) -> None:
+        """The run-time checks, before any row is scored, once per process: the bundle (weights
+        against the manifest) and its model (directory, config, fingerprint), the running recipe's
+        paths, the rows Data-Juicer dropped, a folder mixing formats, and in a Ray driver the head
+        watch. Runs from ``run`` under the default executor (before Data-Juicer forks its workers),
+        at construction in a Ray driver, and before the first row is scored anywhere else (``score_rows``)."""
+        if self.preflown:
+            return
+        self.preflown = True
+        for key, check in (
+            (("bundle", self.bundle_path, self.settings.model_path), lambda: check_bundle(self.bundle_path, self.settings.model_path)),
+            (("recipe",), check_running_recipe),
+            (("dropped rows",), warn_dropped_rows),
+        ):
+            if key not in _checked:
+                check()
+                _checked.add(key)
+        if self.settings.watch_ray_head and os.environ.get(WATCH_ENV, "1") != "0":
+            watch_head(self._name)
 
     def run(self, dataset, *args, **kwargs):
+        self.preflight()
         # Data-Juicer pins each worker process to one torch thread; with fewer workers than cores
         # that leaves cores idle, so each worker takes its share of the cores free now (CPU only).
         workers = max(1, self.runtime_np() or 1)
@@ -245,6 +286,7 @@ class ScoringOp:
         finally:
             _running -= 1
             Path(self.failure_log).unlink(missing_ok=True)
+            self.failure_log = None
         failures = [Failure(**json.loads(line)) for line in lines]
         if failures:
             first = failures[0]
@@ -256,20 +298,19 @@ class ScoringOp:
 
     def note_failure(self, rows: int, exc: Exception) -> None:
         """Record, from a worker, that a batch of ``rows`` failed (read back by ``run``)."""
-        path = getattr(self, "failure_log", None)
-        if path:
-            with open(path, "a", encoding="utf-8") as fh:
+        if self.failure_log:
+            with open(self.failure_log, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(Failure.of(rows, exc))) + "\n")
 
     def _scorer(self, rank: int | None = None) -> Scorer:
         scorer = model_utils.get_model(self.model_key, rank=rank, use_cuda=self.use_cuda())
-        threads = getattr(self, "cpu_threads", None)
-        if threads and scorer.backbone.device == "cpu" and torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+        if self.cpu_threads and scorer.backbone.device == "cpu" and torch.get_num_threads() != self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
         return scorer
 
-    def score_rows(self, rows: Sequence[Any], rank: int | None = None) -> Scored:
+    def score_rows(self, rows: Sequence[Any], rank: int | None = None) -> TaggedScores:
         """Render and score rows (sample mappings); counts odd samples in one log line."""
+        self.preflight()
         rendered = [render(row, self.text_fields) for row in rows]
         t0 = time.perf_counter()
         scorer = self._scorer(rank)
@@ -288,8 +329,8 @@ class ScoringOp:
                 f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined "
                 "result and was kept"
             )
-        tag = scoring_tag(scorer.fingerprint, self.text_fields, scorer.backbone.dtype)
-        return Scored(
+        tag = scoring_tag(scorer.heads_id, self.text_fields, scorer.backbone.dtype)
+        return TaggedScores(
             scores.domains,
             scores.subdomains.tolist(),
             scores.probs.tolist(),
@@ -337,32 +378,3 @@ class ScoringOp:
         stats = samples.get(Fields.stats) or [None] * n
         metas = samples.get(Fields.meta) or [None] * n
         return self.values(wanted, stats, metas, lambda rows: [{k: col[i] for k, col in samples.items()} for i in rows], rank)
-
-
-def choice(who: str, name: str, value: Any, allowed: Sequence[str], nullable: bool = False) -> None:
-    """One-line ``ConfigError`` unless ``value`` is one of the ``allowed`` names (or None when ``nullable``)."""
-    if (value is None and nullable) or (isinstance(value, str) and value in allowed):
-        return
-    raise ConfigError(f"{who}: {name} must be one of {', '.join(allowed)}{' or null' if nullable else ''}, got {value!r}")
-
-
-def finite_number(who: str, name: str, value: Any, nullable: bool = True) -> None:
-    """One-line ``ConfigError`` unless ``value`` is a finite int/float (or None when ``nullable``)."""
-    if value is None and nullable:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{who}: {name} must be a finite number{' or null' if nullable else ''}, got {value!r}")
-
-
-def guarded(method: Callable) -> Callable:
-    """Wrap an op's batch method: a failure is noted for ``ScoringOp.run`` before it propagates."""
-
-    @functools.wraps(method)
-    def wrapper(self, samples, *args, **kwargs):
-        try:
-            return method(self, samples, *args, **kwargs)
-        except Exception as exc:
-            self.note_failure(len(next(iter(samples.values()), [])), exc)
-            raise
-
-    return wrapper

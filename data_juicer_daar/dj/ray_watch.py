@@ -39,12 +39,18 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+def in_ray_driver() -> bool:
+    """Whether this process is a Ray driver (the script that joined or started Ray; not a worker)."""
+    ray = _ray()
+    return ray is not None and ray.get_runtime_context().worker.mode == ray.SCRIPT_MODE
+
+
 def watch_head(who: str) -> None:
     """In a Ray driver that joined a running cluster (no-op elsewhere, and once per head):
     ``watch_address`` on the head's GCS."""
-    ray = _ray()
-    if ray is None or ray.get_runtime_context().worker.mode != ray.SCRIPT_MODE:
+    if not in_ray_driver():
         return
+    ray = _ray()
     node = getattr(getattr(ray, "_private", None) and ray._private.worker, "_global_node", None)
     if getattr(node, "head", False):  # this driver started the head (`ray_address: local`): it ends with it
         return

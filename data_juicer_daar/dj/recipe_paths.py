@@ -82,7 +82,7 @@ def check_recipe_paths(cfg) -> None:
         _hinted.add(export)
         logger.info(
             f"Data-Juicer rewrites {export} in place: a run killed while exporting leaves it cut short; "
-            "`daar process --config RECIPE` exports aside and renames when whole (README: Outputs)"
+            "`daar process --config RECIPE` exports aside and renames when whole (docs/outputs.md)"
         )
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
-from collections.abc import Sequence
 
 import torch
 
@@ -24,14 +24,14 @@ from ..method.text import TextFields
 VALUE_NAMES = (*keys.SCORES, *keys.META_VALUES)
 
 
-def scoring_tag(bundle_fingerprint: str, fields: TextFields, dtype: str) -> str:
-    """What a stored DaaR value depends on: the bundle's heads, how rows were rendered and the
-    backbone's number format."""
-    return hashlib.sha256(json.dumps([bundle_fingerprint, asdict(fields), dtype], sort_keys=True).encode()).hexdigest()[:16]
+def scoring_tag(heads_id: str, fields: TextFields, dtype: str) -> str:
+    """What a stored DaaR value depends on: the bundle's heads (``Manifest.heads_id``), how rows
+    were rendered and the backbone's number format."""
+    return hashlib.sha256(json.dumps([heads_id, asdict(fields), dtype], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _tag_of(record: Any) -> str | None:
-    return record.get(keys.BUNDLE) if isinstance(record, dict) else None
+    return record.get(keys.SCORING_TAG) if isinstance(record, dict) else None
 
 
 def other_tag(stat: Any, meta: Any, tag: str) -> bool:

@@ -3,8 +3,8 @@ Ray executor's version of the same pick (``select_on_ray``)."""
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from data_juicer.utils.constant import Fields
@@ -13,7 +13,8 @@ from loguru import logger
 from .. import keys
 from ..errors import ConfigError
 from ..method.selection import TopkSpec
-from .op_base import ScoringOp, choice
+from ..options import settings
+from .op_base import ScoringOp
 from .reuse import stored_values
 
 POSITION = "__daar_position__"  # temporary Ray column: each row's input position
@@ -61,9 +62,18 @@ class TopkOp(ScoringOp):
             sub-domain's part with its best samples, so no sub-domain is passed over (default false).
         """
         super().__init__(*args, **kwargs)
-        self.spec = TopkSpec.build(self._name, topk, top_ratio, mode, domain_ratios, self.domain_names, coverage)
-        choice(self._name, "score_source", score_source, tuple(keys.SCORES))
-        self.score_source = score_source
+        self.spec = settings(
+            self._name,
+            TopkSpec.build,
+            topk=topk,
+            top_ratio=top_ratio,
+            mode=mode,
+            domain_ratios=domain_ratios,
+            domains=self.domain_names,
+            coverage=coverage,
+            score_source=score_source,
+        )
+        self.score_source = self.spec.score_source
 
     @property
     def wanted(self) -> tuple[str, ...]:
@@ -101,7 +111,7 @@ def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Seq
     needs_meta = bool(spec.shares) or spec.coverage
     if Fields.stats not in columns or (needs_meta and Fields.meta not in columns):
         needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if needs_meta else "daar_diversity_score_filter"
-        raise ConfigError(f"{who}: under Ray, put {needed} (same probe_path) before this op")
+        raise ConfigError(f"{who}: under Ray, put {needed} (same bundle_path) before this op")
     n = dataset.count()
     spec.warn_if_empty(n, who)
     if spec.budget(n) >= n:
@@ -117,7 +127,7 @@ def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Seq
         if None in values:
             raise ConfigError(
                 f"{who}: a row has no {keys.SCORES[source].stats_key} stats of this bundle and text settings; "
-                "put daar_diversity_score_filter (same probe_path and text settings) before this op"
+                "put daar_diversity_score_filter (same bundle_path and text settings) before this op"
             )
         scores, domains, groups = score_columns(values, source)
         return pa.table({POSITION: table.column(POSITION), "score": scores, "domain": domains, "subdomain": groups})

@@ -24,10 +24,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from ..errors import BundleError, ModelError
 from .heads import Head
 from .manifest import Manifest, digest
+from .models import model_fingerprint, resolve_model
 from .subdomains import Subdomains
-from ..errors import BundleError
 
 FORMAT_VERSION = 2  # 2: sub-domains and the manifest's own digest
 MANIFEST = "manifest.json"
@@ -49,8 +50,8 @@ class Bundle:
         return self.manifest.domain_names
 
     @property
-    def fingerprint(self) -> str:
-        return self.manifest.fingerprint
+    def heads_id(self) -> str:
+        return self.manifest.heads_id
 
 
 def _sha256(path: Path) -> str:
@@ -226,3 +227,30 @@ def load_bundle(path: str | Path) -> Bundle:
     probe.eval(), predictor.eval()
     subdomains = Subdomains(*(tensors[f"subdomains.{k}"].numpy() for k in ("mean", "scale", "centroids")))
     return Bundle(path, manifest, probe, predictor, subdomains)
+
+
+def check_model(manifest: Manifest, bundle_path: str | Path, model: str | None = None) -> Path:
+    """The backbone directory for a bundle's ``manifest``, checked without running it: directory,
+    config and fingerprint against the bundle's. One-line ``ModelError``/``BundleError``."""
+    facts = manifest.backbone
+    model_dir = resolve_model(model or facts.model)
+    try:
+        json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+        fingerprint = model_fingerprint(model_dir, int(facts.num_layers))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"model {model_dir}: config.json is unreadable or invalid ({type(exc).__name__})") from None
+    if fingerprint != facts.fingerprint:
+        raise BundleError(
+            f"probe bundle {bundle_path} was trained on backbone {facts.model} "
+            f"(fingerprint {facts.fingerprint}) but {model_dir} has "
+            f"fingerprint {fingerprint}: retrain the bundle for this model"
+        )
+    return model_dir
+
+
+def check_bundle(bundle_path: str | Path, model: str | None = None) -> tuple[Manifest, Path]:
+    """Everything about a bundle and its backbone that can be checked without loading either (heads'
+    digest and shapes, model directory, config, fingerprint). Returns (manifest, model directory).
+    Runs no torch kernel, so ops call it before Data-Juicer forks its workers."""
+    manifest = verify_bundle(bundle_path)
+    return manifest, check_model(manifest, bundle_path, model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 from ..errors import CorpusError
 
 JSON_SUFFIXES = (".json", ".jsonl")  # the files Data-Juicer reads as JSON rows

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ..errors import DomainFileError
 
+from ..errors import DomainFileError
 
 DEFAULT_DOMAINS_FILE = Path(__file__).parent.parent / "resources" / "default_domains.yaml"
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, TrainingError
-from ..options import check_number, int_list, option
+from ..errors import TrainingError
+from ..options import Number, Settings, Widths, int_list, option
 
 
 def default_hidden(dim: int) -> list[int]:
@@ -49,26 +49,17 @@ class Head(nn.Module):
 
 
 @dataclass
-class HeadConfig:
+class HeadConfig(Settings):
     """How both heads are fitted: AdamW on the cached features, early stopping on held-out rows."""
 
-    hidden: list[int] | None = option(None, parse=int_list, help="head widths, comma-separated (default: 2d,d,d/2,256, the paper's)")
-    lr: float = option(1e-3, help="AdamW learning rate")
-    weight_decay: float = option(0.01, help="AdamW weight decay")
-    head_batch_size: int = option(128, help="rows per head training step")
-    max_epochs: int = option(200, help="epochs per head at most")
-    patience: int = option(10, help="early-stopping patience: epochs without validation improvement")
-
-    def __post_init__(self) -> None:
-        check_number("lr", self.lr, low=0, open_low=True)
-        check_number("weight_decay", self.weight_decay, low=0)
-        for name in ("head_batch_size", "max_epochs", "patience"):
-            check_number(name, getattr(self, name), integer=True, low=1)
-        if self.hidden is not None:
-            if not isinstance(self.hidden, list) or not self.hidden:
-                raise ConfigError(f"hidden must be a list of widths (e.g. 512,256) or null, got {self.hidden!r}", option="hidden")
-            for width in self.hidden:
-                check_number("hidden", width, integer=True, low=1)
+    hidden: list[int] | None = option(
+        None, parse=int_list, check=Widths(nullable=True), help="head widths, comma-separated (default: 2d,d,d/2,256, the paper's)"
+    )
+    lr: float = option(1e-3, check=Number(low=0, open_low=True), help="AdamW learning rate")
+    weight_decay: float = option(0.01, check=Number(low=0), help="AdamW weight decay")
+    head_batch_size: int = option(128, check=Number(integer=True, low=1), help="rows per head training step")
+    max_epochs: int = option(200, check=Number(integer=True, low=1), help="epochs per head at most")
+    patience: int = option(10, check=Number(integer=True, low=1), help="early-stopping patience: epochs without validation improvement")
 
 
 def new_head(dim: int, out: int, hidden: list[int], seed: int) -> Head:

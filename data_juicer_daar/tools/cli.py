@@ -9,11 +9,11 @@ from pathlib import Path
 
 from loguru import logger
 
-from .. import keys
 from ..errors import DaarError
 from ..method.text import TextFields
 from ..method.training import TrainConfig
 from ..options import add_options, from_args
+from .report.config import ReportConfig
 
 #: the options ``daar embed`` shares with ``daar train`` (same flags, same defaults)
 EMBED_OPTIONS = ("model", "num_layers", "max_length", "batch_size", "device", "fields")
@@ -51,19 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(run=_embed)
 
     r = sub.add_parser("report", help="text, PNG plots and one HTML page on a scored pool and its selection")
-    r.add_argument("--pool", required=True, help="scored pool JSONL (the filter's stats_export_path output)")
-    r.add_argument("--selection", required=True, help="selected JSONL written by dj-process")
-    r.add_argument("--out", required=True, help="directory for report.txt, report.html and the PNG plots")
-    r.add_argument(
-        "--id-key", default=None, help="field identifying rows, to mark the selected ones in the pool (default: whole-row match)"
-    )
-    r.add_argument(
-        "--score",
-        choices=tuple(keys.SCORES),
-        default=keys.DEFAULT_SCORE,
-        help=f"the score the selector ranked by (default: {keys.DEFAULT_SCORE}, the ops' default)",
-    )
-    r.add_argument("--bundle", default=None, help="the bundle that scored the pool: adds its training facts to report.html")
+    add_options(r, ReportConfig)
     r.set_defaults(run=_report)
 
     p = sub.add_parser(
@@ -161,7 +149,8 @@ def _process(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> None:
     from .report.page import write_report
 
-    print("\n".join(write_report(args.pool, args.selection, args.out, args.id_key, args.score, args.bundle)))
+    config = from_args(ReportConfig, args)
+    print("\n".join(write_report(config)))
     print(Path(args.out) / "report.txt")
 
 

@@ -15,13 +15,13 @@ import json
 import os
 import random
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 from loguru import logger
 
-from ..method.models import cache_dir
 from ..errors import DemoDataError
+from ..method.models import cache_dir
 
 GENERIC_SYSTEM = {"you are a helpful assistant.", ""}
 EVALS_LICENSE = "MIT (openai/evals registry; upstream dataset terms apply)"

@@ -5,8 +5,8 @@ import json
 from argparse import Namespace
 
 import pytest
+from helpers import write_jsonl
 
-from conftest import write_jsonl
 from data_juicer_daar.dj.dropped_rows import count_dropped
 
 ROWS = [{"instruction": "a"}, {"instruction": None}, {"text": "no instruction"}, {"instruction": "b", "text": None}]

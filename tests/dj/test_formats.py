@@ -5,8 +5,8 @@ import re
 
 import pytest
 from data_juicer.utils.constant import Fields
+from helpers import dj, read_rows, recipe, theme_rows, write_jsonl
 
-from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
 from data_juicer_daar import keys
 from data_juicer_daar.method.scoring import Scorer
 from data_juicer_daar.method.text import render
@@ -39,10 +39,10 @@ def scoring_recipe(tmp_path, pool, bundle, op_extra=None, **extra):
         tmp_path,
         pool,
         [
-            {"daar_domain_probe_mapper": {"probe_path": str(bundle), **op_extra}},
+            {"daar_domain_probe_mapper": {"bundle_path": str(bundle), **op_extra}},
             {
                 "daar_diversity_score_filter": {
-                    "probe_path": str(bundle),
+                    "bundle_path": str(bundle),
                     "stats_export_path": str(tmp_path / "out" / "scored.jsonl"),
                     **op_extra,
                 }

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import HOSTILE, dj, theme_rows, write_jsonl
+from helpers import HOSTILE, dj, theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
@@ -44,8 +43,8 @@ def exported_rows(path: Path) -> list[dict]:
 def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=True, **params):
     stats = {"stats_export_path": str(tmp_path / f"{name}-scored.jsonl")} if export_stats else {}
     # float32: these tests compare executors row for row, and bfloat16 rounds by batch shape (another
-    # executor batches rows differently, which moved a near-tie at the cut-off: README, number format)
-    fp32 = {"probe_path": str(bundle), "model_dtype": "float32"}
+    # executor batches rows differently, which moved a near-tie at the cut-off: docs/ops.md, number format)
+    fp32 = {"bundle_path": str(bundle), "model_dtype": "float32"}
     process = [
         {"daar_domain_probe_mapper": fp32},
         {"daar_diversity_score_filter": {**fp32, **stats}},
@@ -114,13 +113,13 @@ def test_ray_selector_without_scores_fails_with_one_line(ray_cluster, tiny_bundl
         "text_keys": "instruction",
         "executor_type": "ray",
         "ray_address": ray_cluster,
-        "process": [{"daar_topk_reward_ray_selector": {"probe_path": str(tiny_bundle), "topk": 3}}],
+        "process": [{"daar_topk_reward_ray_selector": {"bundle_path": str(tiny_bundle), "topk": 3}}],
     }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
     result = dj("dj-process", recipe, tmp_path, env=ENV, timeout=900)
     assert result.returncode != 0
-    assert "put daar_diversity_score_filter (same probe_path) before this op" in result.stdout + result.stderr
+    assert "put daar_diversity_score_filter (same bundle_path) before this op" in result.stdout + result.stderr
 
 
 def write_shards(folder: Path, rows: list[dict], fmt: str, shards: int = 3) -> Path:
@@ -176,7 +175,7 @@ def test_folder_mixing_formats_is_refused_at_start(tiny_bundle, tmp_path):
         "dataset_path": str(folder),
         "export_path": str(tmp_path / "out" / "s.jsonl"),
         "text_keys": "instruction",
-        "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}],
+        "process": [{"daar_domain_probe_mapper": {"bundle_path": str(tiny_bundle)}}],
     }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))

@@ -17,8 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-
-from conftest import theme_rows, write_jsonl
+from helpers import theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
@@ -64,8 +63,8 @@ def recipe(tmp_path: Path, name: str, pool: Path, bundle: Path, address: str | N
     ray = address is not None
     selector = "daar_topk_reward_ray_selector" if ray else "daar_topk_reward_selector"
     # float32: the runs are compared row for row with the default executor, and bfloat16 rounds by
-    # batch shape (Ray batches rows differently; README, number format)
-    op = {"probe_path": str(bundle), "model_dtype": "float32"}
+    # batch shape (Ray batches rows differently; docs/ops.md, number format)
+    op = {"bundle_path": str(bundle), "model_dtype": "float32"}
     process = [
         {"daar_domain_probe_mapper": {**op, "batch_size": 250}},
         {"daar_diversity_score_filter": {**op, "batch_size": 250}},
@@ -161,7 +160,7 @@ def expected(tmp_path_factory, shards, tiny_bundle) -> list[str]:
 def assert_same_selection(rows: list[dict], expected: list[str], ordered: bool = True) -> None:
     """Same ids; with ``ordered``, within each shard the same order (the executors list a folder's
     files in different orders). After a fault, Ray reruns tasks and may cut and number the blocks
-    differently, so only the set is compared (README: sort by an id field when the order matters)."""
+    differently, so only the set is compared (docs/ray.md: sort by an id field when the order matters)."""
     ids = [r["id"] for r in rows]
     assert sorted(ids) == sorted(expected)
     if not ordered:
@@ -271,3 +270,22 @@ def test_driver_says_when_the_head_is_gone(tmp_path):
     assert "still here" not in out
     said = [line for line in err.splitlines() if line.startswith("op: the Ray head at 127.0.0.1")]
     assert said and said[-1].endswith("so the run stops here (any export it began is incomplete): rerun once the head is back"), err
+
+
+def test_the_head_watch_starts_in_a_driver_that_joined_and_can_be_turned_off(cluster, tiny_bundle):
+    """Building an op in a Ray driver that joined a cluster runs its preflight there, which starts the
+    head watch; ``watch_ray_head: false`` on the op, or ``DAAR_WATCH_RAY_HEAD=0``, leaves it off."""
+    code = (
+        "import sys, threading, ray; from data_juicer_daar.ops import DaarDomainProbeMapper; "
+        f"ray.init(address={cluster.address!r}); "
+        f"DaarDomainProbeMapper(bundle_path={str(tiny_bundle)!r}, watch_ray_head=sys.argv[1] == 'on'); "
+        "print('watching' if any(t.name == 'daar-ray-head-watch' for t in threading.enumerate()) else 'not watching')"
+    )
+    for switch, env, expected in (
+        ("on", {}, "watching"),
+        ("off", {}, "not watching"),
+        ("on", {"DAAR_WATCH_RAY_HEAD": "0"}, "not watching"),
+    ):
+        done = subprocess.run([sys.executable, "-c", code, switch], env={**ENV, **env}, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == expected, (switch, env)

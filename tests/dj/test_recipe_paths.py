@@ -4,8 +4,8 @@ refused when the first DaaR op is built, before any row is scored; the user's fi
 from argparse import Namespace
 
 import pytest
+from helpers import dj, recipe, theme_rows, write_jsonl
 
-from conftest import dj, recipe, theme_rows, write_jsonl
 from data_juicer_daar.dj.recipe_paths import check_recipe_paths
 from data_juicer_daar.errors import ConfigError
 
@@ -54,7 +54,7 @@ def test_outputs_over_inputs_or_each_other_and_empty_inputs_are_refused(tmp_path
 def test_dj_process_refuses_an_export_over_its_input_before_scoring(tmp_path, tiny_bundle):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(10))
     before = pool.read_bytes()
-    op = {"probe_path": str(tiny_bundle)}
+    op = {"bundle_path": str(tiny_bundle)}
     config = recipe(tmp_path, pool, [{"daar_domain_probe_mapper": op}, {"daar_topk_reward_selector": {**op, "topk": 8}}])
     config.write_text(config.read_text().replace(str(tmp_path / "out" / "selected.jsonl"), str(pool)))
     result = dj("dj-process", config, tmp_path)

@@ -8,11 +8,11 @@ pytestmark = pytest.mark.slow
 
 def test_bf16_scoring_selects_what_fp32_selects(tmp_path):
     from data_juicer_daar.method.corpus import read_jsonl
-    from data_juicer_daar.tools.demo import demo_corpus
     from data_juicer_daar.method.scoring import Scorer
     from data_juicer_daar.method.selection import TopkSpec
     from data_juicer_daar.method.text import render
     from data_juicer_daar.method.training import DaarTrainer, TrainConfig
+    from data_juicer_daar.tools.demo import demo_corpus
 
     rows = read_jsonl(demo_corpus())[::5]  # 400 rows, every source of the demo corpus
     bundle = DaarTrainer(TrainConfig(max_length=256)).fit(rows).save(tmp_path / "probe")
@@ -21,7 +21,7 @@ def test_bf16_scoring_selects_what_fp32_selects(tmp_path):
     assert sum(a == b for a, b in zip(fp32.domains, bf16.domains)) >= 0.95 * len(rows)
     for score in ("probe_entropy", "predictor"):
         for mode in ("overall", "balanced"):
-            spec = TopkSpec.build("test", None, 0.2, mode, None, sorted(set(fp32.domains)))
+            spec = TopkSpec.build(None, 0.2, mode, None, sorted(set(fp32.domains)))
             a = set(spec.pick(getattr(fp32, score), fp32.domains).tolist())
             b = set(spec.pick(getattr(bf16, score), bf16.domains).tolist())
             assert len(a) == 80 and len(a & b) >= 0.95 * len(a), (score, mode, len(a & b))

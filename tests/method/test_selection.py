@@ -44,7 +44,7 @@ def test_short_domain_quota_goes_to_best_remaining():
 def test_custom_ratios():
     scores = [0.5, 0.4, 0.3, 0.9, 0.8, 0.7]
     domains = ["a", "a", "a", "b", "b", "b"]
-    shares = validate_ratios({"a": 0.75, "b": 0.25}, ["a", "b"], "t")
+    shares = validate_ratios({"a": 0.75, "b": 0.25}, ["a", "b"])
     assert select(scores, domains, 4, shares).tolist() == [0, 1, 2, 3]
 
 
@@ -67,12 +67,12 @@ def test_no_text_rows_only_fill_leftovers():
 )
 def test_bad_ratios(ratios, message):
     with pytest.raises(ValueError, match=message):
-        validate_ratios(ratios, DOMAINS, "sel")
+        validate_ratios(ratios, DOMAINS)
 
 
 def test_unknown_mode():
     with pytest.raises(ValueError, match="mode must be one of"):
-        TopkSpec.build("sel", 3, None, "random", None, DOMAINS)
+        TopkSpec.build(3, None, "random", None, DOMAINS)
 
 
 def test_coverage_quotas_proportional_to_subdomains_best_first():
@@ -93,10 +93,10 @@ def test_balanced_coverage_splits_each_domain_over_its_subdomains():
     groups = [0, 0, 1, 2, 2, 3, 3]
     # k=4 balanced: 2 for a (its sub-domains 0 and 1: 2/3 and 1/3 -> 1 and 1), 2 for b (2 and 3: 1 and 1)
     assert select(scores, domains, 4, equal_shares(["a", "b"]), groups).tolist() == [0, 2, 3, 5]
-    spec = TopkSpec.build("sel", 4, None, "balanced", None, ["a", "b"], coverage=True)
+    spec = TopkSpec.build(4, None, "balanced", None, ["a", "b"], coverage=True)
     assert spec.pick(scores, domains, groups).tolist() == [0, 2, 3, 5]
     with pytest.raises(ValueError, match="coverage must be true or false"):
-        TopkSpec.build("sel", 4, None, "balanced", None, ["a", "b"], coverage="yes")
+        TopkSpec.build(4, None, "balanced", None, ["a", "b"], coverage="yes")
 
 
 def test_coverage_gives_rows_without_a_subdomain_no_quota():
@@ -115,7 +115,7 @@ def test_quota_a_domain_cannot_fill_is_spread_over_the_others_not_given_to_the_e
 
 def test_custom_shares_spill_by_their_ratios():
     domains = ["a"] * 20 + ["b"] * 20 + ["c"] * 2
-    shares = validate_ratios({"a": 0.6, "b": 0.2, "c": 0.2}, ["a", "b", "c"], "t")
+    shares = validate_ratios({"a": 0.6, "b": 0.2, "c": 0.2}, ["a", "b", "c"])
     picked = select([0.0] * 42, domains, 10, shares)  # quotas 6 / 2 / 2: c has its 2 rows, nothing to spill
     assert Counter(domains[i] for i in picked) == {"a": 6, "b": 2, "c": 2}
     picked = select([0.0] * 40, domains[:40], 20, shares)  # quotas 12 / 4 / 4, no row of c: its 4 go 3 : 1 to a and b
@@ -133,7 +133,7 @@ def warnings():
 
 
 def test_a_selection_that_keeps_nothing_says_so(warnings):
-    spec = TopkSpec.build("sel", None, 0.1, "overall", None, DOMAINS)
+    spec = TopkSpec.build(None, 0.1, "overall", None, DOMAINS)
     spec.warn_if_empty(5, "sel")  # 10 % of 5 rounds down to 0
     spec.warn_if_empty(0, "sel")  # an earlier filter kept nothing
     spec.warn_if_empty(50, "sel")  # keeps 5: nothing to say

@@ -6,16 +6,16 @@ import shutil
 import numpy as np
 import pytest
 from data_juicer.utils.constant import Fields
+from helpers import run_ops, theme_rows
 from safetensors.torch import load_file, save_file
 
-from conftest import run_ops, theme_rows
 from data_juicer_daar import keys
 from data_juicer_daar.method.bundle import WEIGHTS, BundleError, _sha256, load_bundle
 from data_juicer_daar.method.corpus import read_jsonl
-from data_juicer_daar.ops import DaarDomainProbeMapper, DaarTopkRewardSelector
 from data_juicer_daar.method.scoring import Scorer
 from data_juicer_daar.method.selection import select
 from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
+from data_juicer_daar.ops import DaarDomainProbeMapper, DaarTopkRewardSelector
 
 TEXTS = lambda rows: [f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]  # noqa: E731
 
@@ -40,7 +40,7 @@ def test_bundle_round_trip_of_the_subdomains(tiny_model, theme_corpus, tmp_path)
 
 def test_mapper_writes_each_rows_subdomain(tiny_bundle):
     rows = theme_rows(4)
-    metas = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)[Fields.meta]
+    metas = run_ops([DaarDomainProbeMapper(bundle_path=str(tiny_bundle))], rows)[Fields.meta]
     expected = Scorer(tiny_bundle).score(TEXTS(rows)).subdomains.tolist()
     assert [m[keys.SUBDOMAIN] for m in metas] == expected
     assert all(isinstance(m[keys.SUBDOMAIN], int) for m in metas) and len(set(expected)) > 4
@@ -48,7 +48,7 @@ def test_mapper_writes_each_rows_subdomain(tiny_bundle):
 
 def test_coverage_selector_fills_subdomain_quotas(tiny_bundle):
     rows = theme_rows(6)
-    one = {"probe_path": str(tiny_bundle), "num_proc": None, "auto_op_parallelism": False}
+    one = {"bundle_path": str(tiny_bundle), "num_proc": None, "auto_op_parallelism": False}
     picked = run_ops([DaarDomainProbeMapper(**one), DaarTopkRewardSelector(**one, topk=10, coverage=True)], rows)["id"]
     scores = Scorer(tiny_bundle).score(TEXTS(rows))
     expected = select(scores.probe_entropy, scores.domains, 10, groups=scores.subdomains)
@@ -69,8 +69,8 @@ def test_bundle_of_the_older_format_is_refused_in_one_line(tiny_bundle, tmp_path
     manifest.update(format_version=1, weights_sha256=_sha256(old / WEIGHTS))
     (old / "manifest.json").write_text(json.dumps(manifest))
     for build in (
-        lambda: DaarTopkRewardSelector(probe_path=str(old), topk=3, coverage=True),
-        lambda: DaarDomainProbeMapper(probe_path=str(old)),
+        lambda: DaarTopkRewardSelector(bundle_path=str(old), topk=3, coverage=True),
+        lambda: DaarDomainProbeMapper(bundle_path=str(old)),
     ):
         with pytest.raises(BundleError, match=r"has format 1, written by an older version .* retrain it with `daar train`") as err:
             build()

@@ -118,5 +118,5 @@ def test_non_mapping_sample():
 
 
 def test_unknown_format_rejected():
-    with pytest.raises(ValueError, match="text format must be one of"):
+    with pytest.raises(ValueError, match="fmt must be one of"):
         TextFields(fmt="xml")

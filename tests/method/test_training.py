@@ -5,16 +5,15 @@ import numpy as np
 import pytest
 import torch
 
+from data_juicer_daar.errors import TrainingError
 from data_juicer_daar.method.bundle import BundleError, load_bundle, read_synthetic
-from data_juicer_daar.method.pseudo_labels import METHODS, pseudo_labels
 from data_juicer_daar.method.corpus import CorpusError, read_jsonl
 from data_juicer_daar.method.domains import DomainFileError, load_domains
+from data_juicer_daar.method.heads import Head, fit_head, fit_temperature
+from data_juicer_daar.method.models import cache_dir
+from data_juicer_daar.method.pseudo_labels import METHODS, pseudo_labels
 from data_juicer_daar.method.scoring import Scorer
 from data_juicer_daar.method.synthesis import SynthesisConfig, parse_example
-from data_juicer_daar.method.heads import Head
-from data_juicer_daar.method.models import cache_dir
-from data_juicer_daar.errors import TrainingError
-from data_juicer_daar.method.heads import fit_head, fit_temperature
 from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
 
 
@@ -310,11 +309,11 @@ def test_domain_without_examples_needs_examples_or_synthesis(tiny_model, theme_c
         ({"heads": {"lr": float("nan")}}, "lr must be a finite number > 0, got nan"),
         ({"heads": {"weight_decay": float("inf")}}, "weight_decay must be a finite number >= 0, got inf"),
         ({"subdomains": 0}, "subdomains must be an integer >= 1, got 0"),
-        ({"heads": {"hidden": [0]}}, "hidden must be an integer >= 1, got 0"),
+        ({"heads": {"hidden": [0]}}, "hidden must be a list of widths"),
         ({"heads": {"hidden": []}}, "hidden must be a list of widths"),
         ({"heads": {"head_batch_size": 0}}, "head_batch_size must be an integer >= 1, got 0"),
         ({"heads": {"patience": 0}}, "patience must be an integer >= 1, got 0"),
-        ({"device": "tpu"}, "device must be cpu, cuda, cuda:N or mps, got 'tpu'"),
+        ({"device": "tpu"}, "device must be cpu, cuda, cuda:N, mps or null, got 'tpu'"),
         ({"num_layers": 0}, "num_layers must be an integer >= 1, got 0"),
         ({"batch_size": 2.5}, "batch_size must be an integer >= 1, got 2.5"),
         ({"max_length": 1}, "max_length must be an integer >= 2, got 1"),

@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from data_juicer.utils.constant import Fields
+from helpers import HOSTILE, dj, read_rows, recipe, run_ops, theme_rows, write_jsonl
 
-from conftest import HOSTILE, dj, read_rows, recipe, run_ops, theme_rows, write_jsonl
 from data_juicer_daar import keys
-from data_juicer_daar.method.backbone import Backbone
+from data_juicer_daar.dj.topk import TopkOp
 from data_juicer_daar.errors import BundleError
+from data_juicer_daar.method.backbone import Backbone
 from data_juicer_daar.method.manifest import digest as _manifest_digest
 from data_juicer_daar.method.models import ModelError
-from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardRaySelector, DaarTopkRewardSelector
-from data_juicer_daar.dj.topk import TopkOp
 from data_juicer_daar.method.scoring import Scorer
 from data_juicer_daar.method.text import render
+from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardRaySelector, DaarTopkRewardSelector
 
 BIN = Path(sys.executable).parent
 # Arrow needs one type per column, so mixed-type values only arrive through Data-Juicer's JSON loader
@@ -30,7 +30,7 @@ NON_STRING = {"id": "non-string", "instruction": 12345, "input": "", "output": [
 # -- Python API ----------------------------------------------------------------------------------
 def test_mapper_writes_meta_with_stable_types(tiny_bundle):
     rows = theme_rows(3)
-    out = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)
+    out = run_ops([DaarDomainProbeMapper(bundle_path=str(tiny_bundle))], rows)
     domains = ["common_sense", "reasoning", "mathematics", "coding"]
     scorer = Scorer(tiny_bundle)
     for meta in out[Fields.meta]:
@@ -43,21 +43,21 @@ def test_mapper_writes_meta_with_stable_types(tiny_bundle):
 
 def test_filter_range_and_probe_entropy(tiny_bundle):
     rows = theme_rows(3)
-    scores = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle))], rows)[Fields.stats]
+    scores = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle))], rows)[Fields.stats]
     values = sorted(s[keys.DIVERSITY] for s in scores)
     cut = values[len(values) // 2]
-    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="predictor", min_score=cut)], rows)
+    kept = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), score_source="predictor", min_score=cut)], rows)
     assert len(kept) == sum(v >= cut for v in values)
-    below = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="predictor", max_score=cut)], rows)
+    below = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), score_source="predictor", max_score=cut)], rows)
     assert sorted(s[keys.DIVERSITY] for s in below[Fields.stats]) == [v for v in values if v <= cut]
-    entropy = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), score_source="probe_entropy")], rows)
-    mapped = run_ops([DaarDomainProbeMapper(probe_path=str(tiny_bundle))], rows)
+    entropy = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), score_source="probe_entropy")], rows)
+    mapped = run_ops([DaarDomainProbeMapper(bundle_path=str(tiny_bundle))], rows)
     for stat, meta in zip(entropy[Fields.stats], mapped[Fields.meta]):
         p = np.array(meta[keys.DOMAIN_PROBS])
         assert stat[keys.PROBE_ENTROPY] == pytest.approx(float(-(p * np.log(p)).sum()), abs=1e-5)
         assert stat[keys.DIVERSITY] == pytest.approx(meta[keys.DIVERSITY], abs=1e-5)  # each score under its own key
     by_entropy = sorted(s[keys.PROBE_ENTROPY] for s in entropy[Fields.stats])
-    kept = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), min_score=by_entropy[len(rows) // 2])], rows)  # the default score
+    kept = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), min_score=by_entropy[len(rows) // 2])], rows)  # default score
     assert len(kept) == sum(v >= by_entropy[len(rows) // 2] for v in by_entropy)
 
 
@@ -65,7 +65,7 @@ def test_backbone_runs_once_for_mapper_filter_selector(tiny_bundle):
     rows = theme_rows(5)
     path = str(tiny_bundle)
     before = Backbone.texts_embedded  # counted in this process: no worker pool (num_proc None)
-    one = {"probe_path": path, "num_proc": None, "auto_op_parallelism": False}
+    one = {"bundle_path": path, "num_proc": None, "auto_op_parallelism": False}
     out = run_ops(
         [DaarDomainProbeMapper(**one), DaarDiversityScoreFilter(**one), DaarTopkRewardSelector(**one, topk=5, mode="balanced")],
         rows,
@@ -83,24 +83,24 @@ def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused
     DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(other)
     rows = theme_rows(5)
     one = {"num_proc": None, "auto_op_parallelism": False}
-    a = [DaarDomainProbeMapper(probe_path=str(tiny_bundle), **one), DaarDiversityScoreFilter(probe_path=str(tiny_bundle), **one)]
+    a = [DaarDomainProbeMapper(bundle_path=str(tiny_bundle), **one), DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), **one)]
     scored_a = run_ops(a, rows)
     carried = [{**r, Fields.meta: m, Fields.stats: st} for r, m, st in zip(rows, scored_a[Fields.meta], scored_a[Fields.stats])]
 
     before = Backbone.texts_embedded
     b = [
-        DaarDiversityScoreFilter(probe_path=str(other), **one),
-        DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced", **one),
+        DaarDiversityScoreFilter(bundle_path=str(other), **one),
+        DaarTopkRewardSelector(bundle_path=str(other), topk=4, mode="balanced", **one),
     ]
     rescored = run_ops(b[:1], carried)
     assert Backbone.texts_embedded - before == len(rows)  # every row scored again with bundle B
     texts = [f"### Instruction:\n{r['instruction']}\n\n### Response:\n{r['output']}" for r in rows]
     fresh_b = Scorer(other).score(texts)
     np.testing.assert_allclose([st[keys.DIVERSITY] for st in rescored[Fields.stats]], fresh_b.predictor, atol=1e-5)
-    assert len({st[keys.BUNDLE] for st in rescored[Fields.stats]} | {st[keys.BUNDLE] for st in scored_a[Fields.stats]}) == 2
+    assert len({st[keys.SCORING_TAG] for st in rescored[Fields.stats]} | {st[keys.SCORING_TAG] for st in scored_a[Fields.stats]}) == 2
     # the selector ranks by B's scores and B's domains, never by A's meta
     picked = run_ops(b, carried)["id"]
-    expected = DaarTopkRewardSelector(probe_path=str(other), topk=4, mode="balanced").spec.pick(
+    expected = DaarTopkRewardSelector(bundle_path=str(other), topk=4, mode="balanced").spec.pick(
         fresh_b.probe_entropy.tolist(), fresh_b.domains
     )
     assert picked == [rows[i]["id"] for i in expected]
@@ -108,16 +108,16 @@ def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused
     # the same bundle in another number format embeds again; in the format "auto" resolved to, it reuses
     other_format = "float32" if a[0].dtype == "bfloat16" else "bfloat16"
     before = Backbone.texts_embedded
-    reformatted = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), model_dtype=other_format, **one)], carried)
+    reformatted = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), model_dtype=other_format, **one)], carried)
     assert Backbone.texts_embedded - before == len(rows)
-    assert {st[keys.BUNDLE] for st in reformatted[Fields.stats]}.isdisjoint(st[keys.BUNDLE] for st in scored_a[Fields.stats])
+    assert {st[keys.SCORING_TAG] for st in reformatted[Fields.stats]}.isdisjoint(st[keys.SCORING_TAG] for st in scored_a[Fields.stats])
     before = Backbone.texts_embedded
-    run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), model_dtype=a[0].dtype, **one)], carried)
+    run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), model_dtype=a[0].dtype, **one)], carried)
     assert Backbone.texts_embedded == before
 
     # the same bundle with another text setting embeds again (here: a text field no row has -> no text)
     before = Backbone.texts_embedded
-    as_text = run_ops([DaarDiversityScoreFilter(probe_path=str(tiny_bundle), text_format="text", **one)], carried)
+    as_text = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), text_format="text", **one)], carried)
     assert Backbone.texts_embedded - before == len(rows)
     assert [st[keys.DIVERSITY] for st in as_text[Fields.stats]] == [0.0] * len(rows)
 
@@ -125,8 +125,8 @@ def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused
 def test_selector_scores_by_itself_when_alone(tiny_bundle):
     rows = theme_rows(5)
     path = str(tiny_bundle)
-    alone = run_ops([DaarTopkRewardSelector(probe_path=path, top_ratio=0.25)], rows)
-    chained = run_ops([DaarDiversityScoreFilter(probe_path=path), DaarTopkRewardSelector(probe_path=path, top_ratio=0.25)], rows)
+    alone = run_ops([DaarTopkRewardSelector(bundle_path=path, top_ratio=0.25)], rows)
+    chained = run_ops([DaarDiversityScoreFilter(bundle_path=path), DaarTopkRewardSelector(bundle_path=path, top_ratio=0.25)], rows)
     assert alone["id"] == chained["id"] and len(alone) == 5
 
 
@@ -137,13 +137,13 @@ def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, sou
 
     rows = theme_rows(10)
     path = str(tiny_bundle)
-    scored = run_ops([DaarDomainProbeMapper(probe_path=path), DaarDiversityScoreFilter(probe_path=path)], rows)
+    scored = run_ops([DaarDomainProbeMapper(bundle_path=path), DaarDiversityScoreFilter(bundle_path=path)], rows)
     rewards = [s[keys.SCORES[source].stats_key] for s in scored[Fields.stats]]
     domains = [m[keys.DOMAIN] for m in scored[Fields.meta]]
     names = ["common_sense", "reasoning", "mathematics", "coding"]
     shares = {"overall": None, "balanced": equal_shares(names), "custom": ratios}[mode]
     expected = [rows[i]["id"] for i in select(rewards, domains, 10, shares)]
-    selected = DaarTopkRewardSelector(probe_path=path, topk=10, mode=mode, domain_ratios=ratios, score_source=source).run(scored)
+    selected = DaarTopkRewardSelector(bundle_path=path, topk=10, mode=mode, domain_ratios=ratios, score_source=source).run(scored)
     assert selected["id"] == expected
     assert expected == sorted(expected, key=[r["id"] for r in rows].index)  # input order kept
 
@@ -154,8 +154,8 @@ def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_erro
     path = str(tiny_bundle)
     out = run_ops(
         [
-            DaarDomainProbeMapper(probe_path=path, skip_op_error=skip_op_error),
-            DaarDiversityScoreFilter(probe_path=path, skip_op_error=skip_op_error),
+            DaarDomainProbeMapper(bundle_path=path, skip_op_error=skip_op_error),
+            DaarDiversityScoreFilter(bundle_path=path, skip_op_error=skip_op_error),
         ],
         rows,
     )
@@ -196,7 +196,7 @@ def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_erro
 )
 def test_selector_bad_parameters(tiny_bundle, kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
-        DaarTopkRewardSelector(probe_path=str(tiny_bundle), **kwargs)
+        DaarTopkRewardSelector(bundle_path=str(tiny_bundle), **kwargs)
     assert "\n" not in str(info.value)
 
 
@@ -224,7 +224,7 @@ def test_selector_bad_parameters(tiny_bundle, kwargs, message):
 )
 def test_filter_bad_parameters(tiny_bundle, kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
-        DaarDiversityScoreFilter(probe_path=str(tiny_bundle), **kwargs)
+        DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), **kwargs)
     assert "\n" not in str(info.value)
 
 
@@ -232,7 +232,7 @@ def test_model_dtype_reaches_the_backbone(tiny_bundle):
     import torch
 
     rows = theme_rows(2)
-    ops = {dtype: DaarDiversityScoreFilter(probe_path=str(tiny_bundle), model_dtype=dtype) for dtype in ("float32", "bfloat16")}
+    ops = {dtype: DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), model_dtype=dtype) for dtype in ("float32", "bfloat16")}
     stats = {dtype: [s[keys.PROBE_ENTROPY] for s in run_ops([op], rows)[Fields.stats]] for dtype, op in ops.items()}
     assert ops["bfloat16"]._scorer().backbone.model.dtype == torch.bfloat16
     assert ops["float32"]._scorer().backbone.model.dtype == torch.float32
@@ -247,7 +247,7 @@ ALL_OPS = [DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelect
 def test_missing_bundle_fails_at_construction(op, tmp_path):
     selection = {"topk": 3} if issubclass(op, TopkOp) else {}
     with pytest.raises(BundleError, match=f"probe bundle {tmp_path / 'missing'} does not exist"):
-        op(probe_path=str(tmp_path / "missing"), **selection)
+        op(bundle_path=str(tmp_path / "missing"), **selection)
 
 
 def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
@@ -277,7 +277,7 @@ def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
     manifest["manifest_sha256"] = _manifest_digest(manifest)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     model_path = str(tmp_path / "nonexistent") if how == "model path missing" else str(model_copy)
-    return {"probe_path": str(copy), "model_path": model_path}
+    return {"bundle_path": str(copy), "model_path": model_path}
 
 
 @pytest.mark.parametrize(
@@ -293,13 +293,16 @@ def damage(bundle: Path, model: Path, how: str, tmp_path: Path) -> dict:
     ],
 )
 @pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector])
-def test_damaged_bundle_or_model_fails_at_construction_in_one_line(op, how, message, tiny_bundle, tiny_model, tmp_path):
+def test_damaged_bundle_or_model_stops_the_run_before_scoring_in_one_line(op, how, message, tiny_bundle, tiny_model, tmp_path):
+    """Building the op only reads the manifest; its preflight, first thing in ``run``, checks the rest."""
     kwargs = damage(tiny_bundle, tiny_model, how, tmp_path)
     if op is DaarTopkRewardSelector:
         kwargs["topk"] = 2
+    built = op(**kwargs)
     with pytest.raises((BundleError, ModelError)) as error:
-        op(**kwargs)
+        run_ops([built], theme_rows(3))
     assert message in str(error.value) and "\n" not in str(error.value)
+    assert built.failure_log is None  # stopped in the preflight, before any worker was started
 
 
 @pytest.mark.slow
@@ -311,7 +314,7 @@ def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_er
 
     kwargs = damage(tiny_bundle, tiny_model, "none", tmp_path)
     built = op(**kwargs, skip_op_error=skip_op_error, num_proc=2)
-    weights = Path(kwargs["probe_path"]) / "heads.safetensors"
+    weights = Path(kwargs["bundle_path"]) / "heads.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ScoringFailed if skip_op_error else BundleError) as error:
         run_ops([built], theme_rows(3))
@@ -324,10 +327,10 @@ HANG_SCRIPT = """
 import signal, sys, time
 from pathlib import Path
 sys.path[:0] = [sys.argv[3], str(Path(sys.argv[3]).parent)]
-from conftest import dataset, theme_rows
+from helpers import dataset, theme_rows
 from data_juicer_daar.ops import DaarDomainProbeMapper
 signal.signal(signal.SIGTERM, lambda *_: time.sleep(3600))  # an inherited handler that does not return (Ray's may block)
-op = DaarDomainProbeMapper(probe_path=sys.argv[1], model_path=sys.argv[2], num_proc=2, skip_op_error=False)
+op = DaarDomainProbeMapper(bundle_path=sys.argv[1], model_path=sys.argv[2], num_proc=2, skip_op_error=False)
 weights = Path(sys.argv[1]) / "heads.safetensors"
 weights.write_bytes(weights.read_bytes()[:100])
 for attempt in range(6):  # whether a worker is still alive when the pool terminates is a race: try it several times
@@ -346,7 +349,7 @@ def test_a_failing_worker_ends_the_run_even_when_sigterm_is_caught(tiny_bundle, 
     script.write_text(HANG_SCRIPT)
     tests = Path(__file__).resolve().parents[1]
     child = subprocess.Popen(
-        [sys.executable, str(script), kwargs["probe_path"], kwargs["model_path"], str(tests)],
+        [sys.executable, str(script), kwargs["bundle_path"], kwargs["model_path"], str(tests)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -389,13 +392,13 @@ def test_bundle_replaced_mid_run_tags_rows_with_the_heads_that_scored_them(tiny_
 
     path = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, path)
-    one = {"probe_path": str(path), "num_proc": None, "auto_op_parallelism": False}
+    one = {"bundle_path": str(path), "num_proc": None, "auto_op_parallelism": False}
     mapper = DaarDomainProbeMapper(**one)  # built with the first bundle
     config = TrainConfig(model=str(tiny_model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=20), folds=3, seed=9)
     DaarTrainer(config).fit(read_jsonl(theme_corpus)).save(path)  # replaced before the rows are scored
     out = run_ops([mapper], theme_rows(2))
     replaced = DaarDomainProbeMapper(**one)
-    assert {m[keys.BUNDLE] for m in out[Fields.meta]} == {replaced.tag} != {mapper.tag}
+    assert {m[keys.SCORING_TAG] for m in out[Fields.meta]} == {replaced.tag} != {mapper.tag}
     before = Backbone.texts_embedded
     run_ops([DaarDiversityScoreFilter(**one)], [{**r, Fields.meta: m} for r, m in zip(theme_rows(2), out[Fields.meta])])
     assert Backbone.texts_embedded == before  # the tag is true, so the new bundle's ops reuse the pass
@@ -427,7 +430,7 @@ def test_every_op_parameter_is_documented_once(op):
                 if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                     assert name not in declared, f"{name} declared twice along {op.__name__}'s MRO"
                     declared[name] = doc.count(f":param {name}:")
-    assert {"probe_path", "model_dtype", "conversations_key"} <= set(declared)
+    assert {"bundle_path", "model_dtype", "conversations_key"} <= set(declared)
     assert all(n == 1 for n in declared.values()), f"{op.__name__}: {declared}"
     assert set(declared) <= set(_get_valid_params(op))
 
@@ -437,15 +440,15 @@ def test_entry_point_discovery_in_fresh_interpreter(tiny_bundle):
     """A fresh interpreter that never imports this package builds all four ops from recipe entries,
     as dj-process does, and gets our classes (the mapper also as a tagging op)."""
     entries = [
-        {"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}},
-        {"daar_diversity_score_filter": {"probe_path": str(tiny_bundle), "min_score": 0.0}},
-        {"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "topk": 3}},
-        {"daar_topk_reward_ray_selector": {"probe_path": str(tiny_bundle), "top_ratio": 0.5, "mode": "balanced"}},
+        {"daar_domain_probe_mapper": {"bundle_path": str(tiny_bundle)}},
+        {"daar_diversity_score_filter": {"bundle_path": str(tiny_bundle), "min_score": 0.0}},
+        {"daar_topk_reward_selector": {"bundle_path": str(tiny_bundle), "topk": 3}},
+        {"daar_topk_reward_ray_selector": {"bundle_path": str(tiny_bundle), "top_ratio": 0.5, "mode": "balanced"}},
     ]
     code = (
         "import json; from data_juicer.ops import load_ops, TAGGING_OPS; "
         f"ops = load_ops({entries!r}); "
-        "print(json.dumps([[type(o).__module__, type(o).__name__, o._name, getattr(o, 'probe_path', None)] for o in ops] "
+        "print(json.dumps([[type(o).__module__, type(o).__name__, o._name, getattr(o, 'bundle_path', None)] for o in ops] "
         "+ [sorted(n for n in TAGGING_OPS.modules if n.startswith('daar_'))]))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -473,9 +476,9 @@ def test_dj_process_full_recipe_with_hostile_rows(tiny_bundle, tmp_path):
         tmp_path,
         pool,
         [
-            {"daar_domain_probe_mapper": {"probe_path": path}},
-            {"daar_diversity_score_filter": {"probe_path": path, "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}},
-            {"daar_topk_reward_selector": {"probe_path": path, "top_ratio": 0.2, "mode": "balanced"}},
+            {"daar_domain_probe_mapper": {"bundle_path": path}},
+            {"daar_diversity_score_filter": {"bundle_path": path, "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}},
+            {"daar_topk_reward_selector": {"bundle_path": path, "top_ratio": 0.2, "mode": "balanced"}},
         ],
     )
     result = dj("dj-process", config, tmp_path)
@@ -510,7 +513,7 @@ def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus,
     config = recipe(
         tmp_path,
         theme_corpus,
-        [{"daar_diversity_score_filter": {"probe_path": str(bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}}],
+        [{"daar_diversity_score_filter": {"bundle_path": str(bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}}],
         use_cache=True,
     )
     assert dj("dj-process", config, tmp_path).returncode == 0
@@ -533,7 +536,7 @@ def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus,
 )
 def test_dj_process_bad_parameter_fails_at_start(tiny_bundle, tmp_path, op, params, message):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
-    config = recipe(tmp_path, pool, [{op: {"probe_path": str(tiny_bundle), **params}}])
+    config = recipe(tmp_path, pool, [{op: {"bundle_path": str(tiny_bundle), **params}}])
     result = dj("dj-process", config, tmp_path)
     assert result.returncode != 0 and not (tmp_path / "out" / "selected.jsonl").exists()  # never "Left 0 samples"
     assert message in result.stdout + result.stderr
@@ -546,7 +549,7 @@ def test_dj_analyze_reports_the_filter_stats(tiny_bundle, tmp_path):
 
     rows = theme_rows(5)
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
-    config = recipe(tmp_path, pool, [{"daar_diversity_score_filter": {"probe_path": str(tiny_bundle)}}])
+    config = recipe(tmp_path, pool, [{"daar_diversity_score_filter": {"bundle_path": str(tiny_bundle)}}])
     result = dj("dj-analyze", config, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     overall = list((tmp_path / "out").rglob("overall.csv"))

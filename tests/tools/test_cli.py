@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import theme_rows, write_jsonl
+from helpers import theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -114,8 +113,8 @@ def test_shipped_recipes_run_after_changing_paths(name, tmp_path, tiny_bundle):
     config["export_path"] = str(tmp_path / "out" / "selected.jsonl")
     for op in config["process"]:
         params = next(iter(op.values())) or {}
-        if "probe_path" in params:
-            params["probe_path"] = str(tiny_bundle)
+        if "bundle_path" in params:
+            params["bundle_path"] = str(tiny_bundle)
         if "stats_export_path" in params:
             params["stats_export_path"] = str(tmp_path / "out" / "scored.jsonl")
     recipe = tmp_path / name
@@ -163,7 +162,7 @@ def test_default_model_train_select_report(tmp_path):
     config.update(dataset_path=str(corpus), export_path=str(tmp_path / "out" / "selected.jsonl"))
     for op in config["process"]:
         params = next(iter(op.values()))
-        params["probe_path"] = str(bundle)
+        params["bundle_path"] = str(bundle)
         if "stats_export_path" in params:
             params["stats_export_path"] = str(tmp_path / "out" / "scored.jsonl")
     recipe = tmp_path / "recipe.yaml"
@@ -266,7 +265,7 @@ def test_project_reader_and_dj_process_both_refuse_a_bad_line(kind, tmp_path, ti
         errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
         assert result.returncode == 2 and len(errors) == 1 and f"pool.jsonl{message}" in errors[0], result.stderr[-2000:]
     if kind == "nested 3000 deep":
-        return  # Data-Juicer's loader fails on it with a RecursionError naming no line, slowly (README: Input)
+        return  # Data-Juicer's loader fails on it with a RecursionError naming no line, slowly (docs/inputs.md)
     config = tmp_path / "r.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -275,7 +274,7 @@ def test_project_reader_and_dj_process_both_refuse_a_bad_line(kind, tmp_path, ti
                 "export_path": str(tmp_path / "out" / "s.jsonl"),
                 "text_keys": "instruction",
                 "np": 1,
-                "process": [{"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}}],
+                "process": [{"daar_domain_probe_mapper": {"bundle_path": str(tiny_bundle)}}],
             }
         )
     )
@@ -296,7 +295,7 @@ def test_train_on_a_cuda_device_torch_cannot_see_is_one_line(tmp_path, tiny_mode
     )
     errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
-    assert "no CUDA device is visible to torch" in errors[0] and "README: GPU" in errors[0]
+    assert "no CUDA device is visible to torch" in errors[0] and "docs/ops.md: GPU" in errors[0]
 
 
 def test_two_concurrent_trainings_into_one_directory_leave_a_valid_bundle(tmp_path, tiny_model, theme_corpus):

@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
+from helpers import dj, read_rows, recipe, theme_rows, write_jsonl
 
 pytestmark = pytest.mark.slow  # dj-process in subprocesses
 
@@ -19,7 +18,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 def selection_recipe(tmp_path, bundle, rows: int = 10):
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(rows))
-    op = {"probe_path": str(bundle)}
+    op = {"bundle_path": str(bundle)}
     scored = {"stats_export_path": str(tmp_path / "out" / "scored.jsonl")}
     process = [{"daar_diversity_score_filter": {**op, **scored}}, {"daar_topk_reward_selector": {**op, "top_ratio": 0.25}}]
     return recipe(tmp_path, pool, process)

@@ -7,8 +7,8 @@ import shutil
 import stat
 
 import pytest
+from helpers import theme_rows, write_jsonl
 
-from conftest import theme_rows, write_jsonl
 from data_juicer_daar.tools.cli import main
 
 
@@ -89,9 +89,9 @@ def test_bundles_are_as_readable_as_the_umask_allows(tmp_path, tiny_bundle):
 @pytest.mark.parametrize(
     "flag, value, message",
     [
-        ("--hidden", "0", "--hidden: must be an integer >= 1, got 0"),
+        ("--hidden", "0", "--hidden: must be a list of widths (positive integers, e.g. 512,256) or null, got [0]"),
         ("--head-batch-size", "0", "--head-batch-size: must be an integer >= 1, got 0"),
-        ("--device", "tpu", "--device: must be cpu, cuda, cuda:N or mps, got 'tpu'"),
+        ("--device", "tpu", "--device: must be cpu, cuda, cuda:N, mps or null, got 'tpu'"),
         ("--val-fraction", "2", "--val-fraction: must be a finite number > 0 and < 1, got 2.0"),
         ("--layers", "0", "--layers: must be an integer >= 1, got 0"),
         ("--tau", "0", "--tau: must be a finite number > 0 and <= 1, got 0.0"),

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from data_juicer.utils.constant import Fields
+from helpers import dj, read_rows, recipe, theme_rows, write_jsonl
 
-from conftest import dj, read_rows, recipe, theme_rows, write_jsonl
 from data_juicer_daar import keys
 
 pytestmark = pytest.mark.slow
@@ -29,9 +29,9 @@ def scored(tiny_bundle, tmp_path_factory):
         tmp_path,
         pool,
         [
-            {"daar_domain_probe_mapper": {"probe_path": str(tiny_bundle)}},
-            {"daar_diversity_score_filter": {"probe_path": str(tiny_bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}},
-            {"daar_topk_reward_selector": {"probe_path": str(tiny_bundle), "top_ratio": 0.25, "mode": "balanced"}},
+            {"daar_domain_probe_mapper": {"bundle_path": str(tiny_bundle)}},
+            {"daar_diversity_score_filter": {"bundle_path": str(tiny_bundle), "stats_export_path": str(tmp_path / "out" / "scored.jsonl")}},
+            {"daar_topk_reward_selector": {"bundle_path": str(tiny_bundle), "top_ratio": 0.25, "mode": "balanced"}},
         ],
     )
     assert dj("dj-process", config, tmp_path).returncode == 0

@@ -4,12 +4,12 @@ one line naming the row (fast: hand-written scored pools, no dj-process)."""
 import math
 
 import pytest
+from helpers import write_jsonl
 
-from conftest import write_jsonl
 from data_juicer_daar import keys
 from data_juicer_daar.errors import CorpusError
-from data_juicer_daar.tools.report.load import load_selection
 from data_juicer_daar.tools.cli import main
+from data_juicer_daar.tools.report.load import load_selection
 
 
 def scored_row(i: int, score=0.5, domain="coding", subdomain=1) -> dict:

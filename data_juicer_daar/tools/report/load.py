@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import keys
-from ...errors import ConfigError, CorpusError
+from ...errors import CorpusError
 from ...method.corpus import read_jsonl
 from ...method.text import render
 
@@ -115,8 +115,6 @@ def load_selection(
                     "or none to match whole rows",
                     option="id_key",
                 )
-    if score not in keys.SCORES:
-        raise ConfigError(f"must be one of {', '.join(keys.SCORES)}, got {score!r}", option="score")
     score_key = keys.SCORES[score].stats_key
     check_pool(pool, pool_path, score_key, id_key)
     chosen = Counter(_row_key(r, id_key) for r in selection)

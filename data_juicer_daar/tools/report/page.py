@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import keys
 from ...errors import ConfigError
 from ...method.bundle import read_manifest
 from ...method.manifest import Manifest
+from .config import ReportConfig
 from .load import Selection, load_selection, score_edges
 from .plots import plots
 
@@ -143,22 +143,14 @@ def html_report(sel: Selection, pngs: dict[str, Path], facts: dict[str, object] 
     return "\n".join(parts)
 
 
-def write_report(
-    pool_path: str | Path,
-    selection_path: str | Path,
-    out: str | Path,
-    id_key: str | None = None,
-    score: str = keys.DEFAULT_SCORE,
-    bundle: str | Path | None = None,
-) -> list[str]:
-    """Write report.txt, report.html (self-contained) and the PNG plots into ``out``; returns the
-    text report's lines. ``score`` names the score the selector ranked by (of ``keys.SCORES``);
-    ``bundle`` adds the bundle's training facts to the page."""
-    if Path(out).exists() and not Path(out).is_dir():
-        raise ConfigError(f"{out} is an existing file: give the report a directory of its own", option="out")
-    facts = bundle_facts(read_manifest(bundle)) if bundle is not None else None
-    sel = load_selection(pool_path, selection_path, id_key, score)
-    out = Path(out)
+def write_report(config: ReportConfig) -> list[str]:
+    """Write report.txt, report.html (self-contained) and the PNG plots into ``config.out``; returns
+    the text report's lines."""
+    if Path(config.out).exists() and not Path(config.out).is_dir():
+        raise ConfigError(f"{config.out} is an existing file: give the report a directory of its own", option="out")
+    facts = bundle_facts(read_manifest(config.bundle)) if config.bundle is not None else None
+    sel = load_selection(config.pool, config.selection, config.id_key, config.score)
+    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = text_report(sel)
     pngs = plots(sel, out)

@@ -1,5 +1,5 @@
-"""A tiny real model and themed rows, built locally: the tests' fixtures and the benchmarks that
-need a fast stand-in for the default model (Ray cluster scaling) share them."""
+"""A tiny real model and themed rows, built locally: the tests' fixtures, shared with the Ray cluster
+benchmark (a fast stand-in for the default model there)."""
 
 from __future__ import annotations
 
