@@ -74,8 +74,8 @@ def test_every_setting_is_declared_with_its_rule_in_a_settings_class():
     import dataclasses
 
     from data_juicer_daar.dj.op_base import ScoringOp
-    from data_juicer_daar.options import Rule, Settings
     from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardSelector
+    from data_juicer_daar.options import Rule, Settings
 
     declared = {}
     for config in _settings_classes():

@@ -172,6 +172,74 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+class _Accepted:
+    """One domain's accepted examples, with their unit embedding-layer vectors for the rejection test."""
+
+    def __init__(self, name: str, embed: Callable[[list[str]], np.ndarray], tau: float) -> None:
+        self.result = DomainSynthesis(name)
+        self.vectors: list[np.ndarray] = []
+        self.embed, self.tau = embed, tau
+
+    def __len__(self) -> int:
+        return len(self.result.examples)
+
+    def offer(self, example: dict, origin: str) -> bool:
+        """Accept ``example`` unless it has no text or (not a seed) it is too close to an accepted one."""
+        text = render(example).text
+        if not text:
+            return False
+        vec = _unit(self.embed([text])[0])
+        if origin != "seed" and self.vectors and float(np.max(np.stack(self.vectors) @ vec)) >= self.tau:
+            self.result.too_similar += 1
+            return False
+        self.vectors.append(vec)
+        self.result.examples.append(example)
+        self.result.origins.append(origin)
+        return True
+
+
+def _requests(domain: Domain, others: list[Domain], accepted: _Accepted, count: int, window: int, rng: np.random.Generator) -> list[str]:
+    """``count`` prompts, each showing up to ``window`` accepted examples drawn at random (none: ``window`` 0)."""
+    prompts = []
+    for _ in range(count):
+        k = min(window, len(accepted))
+        picks = rng.choice(len(accepted), size=k, replace=False) if k else []
+        prompts.append(build_prompt(domain, others, [accepted.result.examples[i] for i in picks]))
+    return prompts
+
+
+def _take(accepted: _Accepted, answers: list[str], origin: str, wanted: int, bar: tqdm) -> None:
+    """Parse the model's answers and offer each (in augmentation only while fewer than ``wanted`` are accepted)."""
+    for answer in answers:
+        accepted.result.generated += 1
+        example = parse_example(answer)
+        if example is None:
+            accepted.result.malformed += 1
+        elif (origin == "warmup" or len(accepted) < wanted) and accepted.offer(example, origin):
+            bar.update(1)
+
+
+def _generate(
+    domain: Domain,
+    others: list[Domain],
+    accepted: _Accepted,
+    generate: Callable[[list[str]], list[str]],
+    config: SynthesisConfig,
+    rng: np.random.Generator,
+) -> None:
+    """Warm-up (``warmup`` requests, no counter-examples), then rounds of at most ``batch`` requests
+    until ``n_per_domain`` are accepted or ``max_attempts`` requests were made."""
+    bar = tqdm(total=config.n_per_domain, initial=len(accepted), desc=f"synthesis {domain.name}", leave=False)
+    if config.warmup:
+        _take(accepted, generate(_requests(domain, others, accepted, config.warmup, 0, rng)), "warmup", config.n_per_domain, bar)
+    attempts = 0
+    while len(accepted) < config.n_per_domain and attempts < config.max_attempts:
+        count = min(config.batch, config.max_attempts - attempts)
+        attempts += count
+        _take(accepted, generate(_requests(domain, others, accepted, count, config.window, rng)), "augment", config.n_per_domain, bar)
+    bar.close()
+
+
 def synthesize(
     domains: list[Domain],
     generate: Callable[[list[str]], list[str]] | None,
@@ -179,59 +247,21 @@ def synthesize(
     config: SynthesisConfig,
     seed: int,
 ) -> list[DomainSynthesis]:
-    """Run stage 1a for every domain. ``generate=None`` keeps only the seed examples."""
+    """Run stage 1a for every domain: its seed examples, then (unless ``generate`` is None) generated ones."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     results = []
     for domain in domains:
-        others = [d for d in domains if d is not domain]
-        result = DomainSynthesis(domain.name)
-        vectors: list[np.ndarray] = []
-
-        def offer(example: dict, origin: str) -> bool:
-            text = render(example).text
-            if not text:
-                return False
-            vec = _unit(embed([text])[0])
-            if origin != "seed" and vectors and float(np.max(np.stack(vectors) @ vec)) >= config.tau:
-                result.too_similar += 1
-                return False
-            vectors.append(vec)
-            result.examples.append(example)
-            result.origins.append(origin)
-            return True
-
+        accepted = _Accepted(domain.name, embed, config.tau)
         for example in domain.examples:
-            offer(dict(example), "seed")
+            accepted.offer(dict(example), "seed")
         if generate is not None:
-            bar = tqdm(total=config.n_per_domain, initial=len(result.examples), desc=f"synthesis {domain.name}", leave=False)
-            plan = [("warmup", config.warmup)] + [("augment", config.batch)] * -(-config.max_attempts // config.batch)
-            attempts = 0
-            for origin, count in plan:
-                if origin == "augment":
-                    if len(result.examples) >= config.n_per_domain or attempts >= config.max_attempts:
-                        break
-                    count = min(count, config.max_attempts - attempts)
-                    attempts += count
-                prompts = []
-                for _ in range(count):
-                    k = min(config.window, len(result.examples)) if origin == "augment" else 0
-                    picks = rng.choice(len(result.examples), size=k, replace=False) if k else []
-                    prompts.append(build_prompt(domain, others, [result.examples[i] for i in picks]))
-                for answer in generate(prompts):
-                    result.generated += 1
-                    example = parse_example(answer)
-                    if example is None:
-                        result.malformed += 1
-                    elif origin == "warmup" or len(result.examples) < config.n_per_domain:
-                        if offer(example, origin):
-                            bar.update(1)
-            bar.close()
-        if not result.examples:
+            _generate(domain, [d for d in domains if d is not domain], accepted, generate, config, rng)
+        if not len(accepted):
             hint = "add examples to the domain file" if generate else "add examples to the domain file, or pass --synthesize"
             raise ConfigError(f"domain {domain.name!r} has no usable examples; {hint}")
-        logger.info(f"synthesis {domain.name}: {result.summary()}")
-        results.append(result)
+        logger.info(f"synthesis {domain.name}: {accepted.result.summary()}")
+        results.append(accepted.result)
     return results
 
 

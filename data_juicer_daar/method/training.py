@@ -119,6 +119,13 @@ class Seeds:
     def __call__(self, use: str, index: int = 0) -> int:
         return int.from_bytes(hashlib.sha256(f"{self.seed}:{use}:{index}".encode()).digest()[:4], "little")
 
+    def rng(self, use: str, index: int = 0) -> np.random.Generator:
+        return np.random.default_rng(self(use, index))
+
+    def positions(self, use: str, n: int, size: int, index: int = 0) -> np.ndarray:
+        """``size`` of the positions ``0..n-1``, drawn at random (the first of a permutation), sorted."""
+        return np.sort(self.rng(use, index).permutation(n)[:size])
+
 
 @dataclass(frozen=True)
 class ProbeSet:
@@ -151,6 +158,77 @@ class Heads:
     metrics: dict
 
 
+@dataclass
+class HeadFitting:
+    """Stage 2 on the probe set's cached features ``x``: the domain probe on the pseudo-domains,
+    its entropy per row (the targets), the predictor of those targets. ``fit`` reads as the stage."""
+
+    config: TrainConfig
+    x: torch.Tensor  # (n, d) the probe set's features
+    pseudo: PseudoLabels
+    hidden: list[int]
+    seeds: Seeds
+
+    def fit(self) -> Heads:
+        """Both heads and their validation metrics."""
+        c, x, n = self.config, self.x, len(self.x)
+        labels = torch.from_numpy(self.pseudo.labels)
+        val = self.seeds.positions("validation", n, max(1, int(round(n * c.val_fraction))))
+        probe = self.probe(np.arange(n), val, self.seeds("probe"))
+        with torch.no_grad():
+            probe_acc = float((probe.head(x[val]).argmax(-1) == labels[val]).float().mean())
+        targets = self.entropy_targets(probe.head)
+        predictor = new_head(x.shape[1], 1, self.hidden, self.seeds("predictor"))
+        predictor_fit = fit_head(predictor, x, targets, val, c.heads, self.seeds("predictor"), task="regress")
+        with torch.no_grad():
+            pred_val = predictor(x[val]).squeeze(-1).numpy()
+        rho = spearmanr(pred_val, targets[val].numpy()).statistic
+        warn_if_uninformative(probe_acc, self.pseudo.labels[val], targets)
+        metrics = {
+            "probe_val_accuracy": round(probe_acc, 4),
+            "probe_val_loss": round(probe.fit.val_loss, 6),
+            "probe_epochs": probe.fit.epochs,
+            "probe_temperature": round(probe.temperature, 4),
+            "predictor_val_mse": round(predictor_fit.val_loss, 6),
+            "predictor_val_spearman": round(float(rho), 4) if np.isfinite(rho) else None,
+            "predictor_epochs": predictor_fit.epochs,
+            "entropy_target_mean": round(float(targets.mean()), 4),
+            "entropy_targets_below_0.1": round(float((targets < 0.1).float().mean()), 4),
+            "n_probe": n,
+            "n_val": len(val),
+        }
+        return Heads(probe.head, predictor, metrics)
+
+    def probe(self, rows: np.ndarray, val: np.ndarray, seed: int) -> Probe:
+        """A domain probe fitted on the probe-set ``rows`` (labels: their clusters') outside ``val``,
+        temperature-scaled on the ``val`` rows against their own guesses when calibrating. ``val``
+        holds probe-set positions, a subset of ``rows``."""
+        inside = np.searchsorted(rows, val)  # val as positions among ``rows`` (both sorted)
+        x = self.x[rows]
+        labels, guesses = torch.from_numpy(self.pseudo.labels[rows]), torch.from_numpy(self.pseudo.guesses[rows])
+        probe = new_head(x.shape[1], len(self.pseudo.cluster_sizes), self.hidden, seed)
+        fit = fit_head(probe, x, labels, inside, self.config.heads, seed, task="classify")
+        temperature = fit_temperature(probe, x[inside], guesses[inside]) if self.config.calibrate else 1.0
+        return Probe(probe, fit, temperature)
+
+    def entropy_targets(self, probe: Head) -> torch.Tensor:
+        """Entropy of the probe's softmax per row: out-of-fold by default (each fold's own probe,
+        early-stopped on a tenth of the other rows), else in-sample."""
+        x = self.x
+        if self.config.entropy_targets == "in_sample":
+            with torch.no_grad():
+                return entropy(torch.softmax(probe(x), -1))
+        order = self.seeds.rng("folds").permutation(len(x))
+        targets = torch.zeros(len(x))
+        for fold, held in enumerate(tqdm(np.array_split(order, self.config.folds), desc="cross-fit entropy", leave=False)):
+            rest = np.sort(np.setdiff1d(order, held))  # the held-out fold never touches its head
+            stop = rest[self.seeds.positions("fold_stop", len(rest), max(1, len(rest) // 10), index=fold)]
+            head = self.probe(rest, stop, self.seeds("fold_head", fold)).head
+            with torch.no_grad():
+                targets[held] = entropy(torch.softmax(head(x[held]), -1))
+        return targets
+
+
 class DaarTrainer:
     """Estimator-shaped trainer: ``DaarTrainer(config).fit(rows)`` then ``.save(out)``.
 
@@ -179,7 +257,7 @@ class DaarTrainer:
             subdomains, sub_labels = Subdomains.fit(encoded.features, c.subdomains, seeds("subdomains"))
         hidden = c.heads.hidden or default_hidden(backbone.dim)
         with timed(timings, "heads"):
-            heads = self._heads(torch.from_numpy(encoded.features), pseudo, hidden, seeds)
+            heads = HeadFitting(c, torch.from_numpy(encoded.features), pseudo, hidden, seeds).fit()
         timings["total_s"] = time.perf_counter() - t0
         metrics = {
             **heads.metrics,
@@ -202,7 +280,7 @@ class DaarTrainer:
         if len(usable) < len(rows):
             logger.warning(f"{len(rows) - len(usable)} of {len(rows)} corpus rows have no usable text and are not used for training")
         size = min(self.config.probe_size, len(usable))
-        return ProbeSet(rendered, usable, np.sort(np.random.default_rng(seeds("probe_set")).choice(usable, size=size, replace=False)))
+        return ProbeSet(rendered, usable, np.sort(seeds.rng("probe_set").choice(usable, size=size, replace=False)))
 
     def _pseudo_labels(self, backbone: Backbone, synth: list[DomainSynthesis], encoded: Encoded, seeds: Seeds) -> PseudoLabels:
         """Cut the probe set into pseudo-domains, anchored by each domain's examples."""
@@ -217,65 +295,6 @@ class DaarTrainer:
             seeds("clusters"),
             c.clusters_per_domain,
         )
-
-    # -- stage 2 ---------------------------------------------------------------------------
-    def _probe(self, x: torch.Tensor, pseudo: PseudoLabels, rows: np.ndarray, val: np.ndarray, hidden: list[int], seed: int) -> Probe:
-        """A domain probe fitted on the probe-set ``rows`` (labels: their clusters') outside ``val``,
-        temperature-scaled on the ``val`` rows against their own guesses when calibrating. ``val``
-        holds probe-set positions, a subset of ``rows``."""
-        inside = np.searchsorted(rows, val)  # val as positions among ``rows`` (both sorted)
-        x = x[rows]
-        labels, guesses = torch.from_numpy(pseudo.labels[rows]), torch.from_numpy(pseudo.guesses[rows])
-        probe = new_head(x.shape[1], len(pseudo.cluster_sizes), hidden, seed)
-        fit = fit_head(probe, x, labels, inside, self.config.heads, seed, task="classify")
-        temperature = fit_temperature(probe, x[inside], guesses[inside]) if self.config.calibrate else 1.0
-        return Probe(probe, fit, temperature)
-
-    def _entropy_targets(self, probe: Head, x: torch.Tensor, pseudo: PseudoLabels, hidden: list[int], seeds: Seeds) -> torch.Tensor:
-        """Entropy of the probe's softmax per sample: out-of-fold by default, else in-sample."""
-        c = self.config
-        if c.entropy_targets == "in_sample":
-            with torch.no_grad():
-                return entropy(torch.softmax(probe(x), -1))
-        order = np.random.default_rng(seeds("folds")).permutation(len(x))
-        targets = torch.zeros(len(x))
-        for fold, held in enumerate(tqdm(np.array_split(order, c.folds), desc="cross-fit entropy", leave=False)):
-            rest = np.sort(np.setdiff1d(order, held))  # the held-out fold never touches its head
-            stop = rest[np.sort(np.random.default_rng(seeds("fold_stop", fold)).permutation(len(rest))[: max(1, len(rest) // 10)])]
-            head = self._probe(x, pseudo, rest, stop, hidden, seeds("fold_head", fold)).head
-            with torch.no_grad():
-                targets[held] = entropy(torch.softmax(head(x[held]), -1))
-        return targets
-
-    def _heads(self, x: torch.Tensor, pseudo: PseudoLabels, hidden: list[int], seeds: Seeds) -> Heads:
-        """Both heads on the probe set's features, and their validation metrics."""
-        c = self.config
-        n, labels = len(x), torch.from_numpy(pseudo.labels)
-        val = np.sort(np.random.default_rng(seeds("validation")).permutation(n)[: max(1, int(round(n * c.val_fraction)))])
-        probe = self._probe(x, pseudo, np.arange(n), val, hidden, seeds("probe"))
-        with torch.no_grad():
-            probe_acc = float((probe.head(x[val]).argmax(-1) == labels[val]).float().mean())
-        targets = self._entropy_targets(probe.head, x, pseudo, hidden, seeds)
-        predictor = new_head(x.shape[1], 1, hidden, seeds("predictor"))
-        predictor_fit = fit_head(predictor, x, targets, val, c.heads, seeds("predictor"), task="regress")
-        with torch.no_grad():
-            pred_val = predictor(x[val]).squeeze(-1).numpy()
-        rho = spearmanr(pred_val, targets[val].numpy()).statistic
-        warn_if_uninformative(probe_acc, pseudo.labels[val], targets)
-        metrics = {
-            "probe_val_accuracy": round(probe_acc, 4),
-            "probe_val_loss": round(probe.fit.val_loss, 6),
-            "probe_epochs": probe.fit.epochs,
-            "probe_temperature": round(probe.temperature, 4),
-            "predictor_val_mse": round(predictor_fit.val_loss, 6),
-            "predictor_val_spearman": round(float(rho), 4) if np.isfinite(rho) else None,
-            "predictor_epochs": predictor_fit.epochs,
-            "entropy_target_mean": round(float(targets.mean()), 4),
-            "entropy_targets_below_0.1": round(float((targets < 0.1).float().mean()), 4),
-            "n_probe": n,
-            "n_val": len(val),
-        }
-        return Heads(probe.head, predictor, metrics)
 
     def _manifest(
         self, backbone: Backbone, domains: list[Domain], hidden: list[int], synthesis: dict, metrics: dict, subdomains: int
