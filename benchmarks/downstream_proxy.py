@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from benchmarks.common import RESULTS, machine, save
 from benchmarks.eval_pools import POOLS, pool_path
-from benchmarks.labelled_pool import load_pool, selections
+from benchmarks.labelled_pool import Pool, load_pool, selections
 from benchmarks.selectors import SELECTORS
 from data_juicer_daar.method.backbone import Backbone, pad_batch, pick_device
 from data_juicer_daar.method.corpus import read_jsonl
@@ -338,7 +338,7 @@ def merge(paths: list[Path], name: str) -> None:
     print(text)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the CPU mode (else the full mode)")
     for field in dataclasses.fields(ProxyConfig):
@@ -365,13 +365,11 @@ def main() -> None:
         metavar="RESULTS_JSON",
         help="only rewrite that result's table and default (the shipped recipe may have changed)",
     )
-    args = parser.parse_args()
-    if args.merge:
-        merge([Path(p) for p in args.merge.split(",")], args.name or "downstream_proxy_merged")
-        return
-    if args.render:
-        rerender(Path(args.render))
-        return
+    return parser
+
+
+def settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[ProxyConfig, list[str]]:
+    """The run's config and the selectors it compares (random and the recipe's first), checked."""
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ProxyConfig) if getattr(args, f.name) is not None}
     try:
         if "seeds" in overrides:
@@ -379,18 +377,34 @@ def main() -> None:
         cfg = dataclasses.replace(QUICK if args.quick else FULL, **overrides)
     except ValueError as error:
         parser.error(str(error))
-    default, random_name = recipe_selector(), "random"
     names = [s.strip() for s in args.selectors.split(",")] if args.selectors else [n for n in SELECTORS if not n.startswith("k-means")]
     unknown = sorted(set(names) - set(SELECTORS))
     if unknown:
         parser.error(f"unknown selector(s) {unknown}; known: {', '.join(SELECTORS)}")
-    names = list(dict.fromkeys([random_name, default, *names]))
     for path in (args.pool_file, args.eval_file):
         if path and not Path(path).is_file():
             parser.error(f"no such file: {path}")
-    t0 = time.perf_counter()
-    stages: dict[str, float] = {}
+    return cfg, list(dict.fromkeys(["random", recipe_selector(), *names]))
 
+
+@dataclass
+class Setup:
+    """What every fine-tune shares: the pool and its held-out rows, the split model, the evaluation
+    sets and their loss before any fine-tune."""
+
+    pool: Pool
+    eval_rows: list[dict]
+    heldout: list[int]
+    among: np.ndarray  # pool rows a selection may use
+    model: SplitModel
+    items: dict[int, Item]
+    sets: dict[str, tuple[dict[int, Item], dict[int, dict]]]  # protocol -> (items, rows)
+    base: dict[str, dict]
+    gap: float  # the split check's loss gap
+
+
+def prepare(args: argparse.Namespace, cfg: ProxyConfig, stages: dict[str, float]) -> Setup:
+    t = time.perf_counter()
     pool = load_pool(Path(args.pool_file) if args.pool_file else args.pool)
     eval_rows = read_jsonl(Path(args.eval_file) if args.eval_file else pool_path("held_out"))
     if any("source_domain" not in r for r in pool.rows + eval_rows):
@@ -400,7 +414,7 @@ def main() -> None:
     except ValueError as error:
         sys.exit(f"downstream_proxy: {error}")
     among = np.setdiff1d(np.arange(len(pool.rows)), heldout)
-    stages["pool"] = time.perf_counter() - t0
+    stages["pool"] = time.perf_counter() - t
 
     t = time.perf_counter()
     try:
@@ -426,36 +440,59 @@ def main() -> None:
         f"base loss in-source {base['in_source']['by_domain']['average']:.4f}, out-of-source "
         f"{base['out_of_source']['by_domain']['average']:.4f}"
     )
+    return Setup(pool, eval_rows, heldout, among, model, items, sets, base, gap)
 
+
+def run_seeds(setup: Setup, cfg: ProxyConfig, names: list[str], stages: dict[str, float]) -> tuple[dict, dict]:
+    """One fine-tune per selector and seed, each judged on both evaluation sets: (runs, selections)."""
     runs: dict[str, list[dict]] = {}
     chosen: dict[str, dict[int, list[int]]] = {}
     stages["fine-tunes"] = stages["held-out losses"] = 0.0
     for seed in cfg.seeds:
-        picked = selections(pool, cfg.ratio, among, names, seed)
+        picked = selections(setup.pool, cfg.ratio, setup.among, names, seed)
         for name in names:
             chosen.setdefault(name, {})[seed] = picked[name]
             t = time.perf_counter()
-            run = fine_tune(model, plan(picked[name], items, cfg, seed), items, cfg, seed)
+            run = fine_tune(setup.model, plan(picked[name], setup.items, cfg, seed), setup.items, cfg, seed)
             stages["fine-tunes"] += time.perf_counter() - t
             t = time.perf_counter()
             run["seed"] = seed
-            for proto, (its, rows) in sets.items():
-                losses = heldout_loss(model, its, rows)
-                run[proto] = {**losses, "relative_gain": relative_gain(losses["by_domain"], base[proto]["by_domain"])}
+            for proto, (its, rows) in setup.sets.items():
+                losses = heldout_loss(setup.model, its, rows)
+                run[proto] = {**losses, "relative_gain": relative_gain(losses["by_domain"], setup.base[proto]["by_domain"])}
             stages["held-out losses"] += time.perf_counter() - t
             runs.setdefault(name, []).append(run)
             logger.info(
                 f"seed {seed} {name}: {run['rows']} rows -> gain in-source {run['in_source']['relative_gain']:.4f}, "
                 f"out-of-source {run['out_of_source']['relative_gain']:.4f}"
             )
+    return runs, chosen
+
+
+def main() -> None:
+    parser = build_parser()
+    args = parser.parse_args()
+    if args.merge:
+        merge([Path(p) for p in args.merge.split(",")], args.name or "downstream_proxy_merged")
+        return
+    if args.render:
+        rerender(Path(args.render))
+        return
+    cfg, names = settings(parser, args)
+    random_name, default = names[0], names[1]
+    t0 = time.perf_counter()
+    stages: dict[str, float] = {}
+    setup = prepare(args, cfg, stages)
+    runs, chosen = run_seeds(setup, cfg, names, stages)
 
     table = summarise(runs, random_name)
     mode = "quick" if args.quick else "full"
     pool_name = Path(args.pool_file).stem if args.pool_file else args.pool
     stem = args.name or f"downstream_proxy_{mode}_{pool_name}{'_epoch' if cfg.budget == 'epoch' else ''}"
+    pool = setup.pool
     result = {
         "machine": machine(),
-        "device": model.device,
+        "device": setup.model.device,
         "mode": mode,
         "pool": args.pool_file or args.pool,
         "eval": args.eval_file or "held_out",
@@ -463,14 +500,14 @@ def main() -> None:
         "default": default,
         "random": random_name,
         "selectors": table,
-        "selection_pool_rows": len(among),
-        "heldout_rows": len(heldout),
-        "eval_rows": len(eval_rows),
+        "selection_pool_rows": len(setup.among),
+        "heldout_rows": len(setup.heldout),
+        "eval_rows": len(setup.eval_rows),
         "selections": {
             name: {s: dict(Counter(pool.rows[i].get("source", "?") for i in idx)) for s, idx in per.items()} for name, per in chosen.items()
         },
-        "split_check_gap": gap,
-        "base": base,
+        "split_check_gap": setup.gap,
+        "base": setup.base,
         "runs": runs,
         "stages_s": stages,
         "wall_s": time.perf_counter() - t0,

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.peers import longest_select, upstream_kmeans_select
-from data_juicer_daar.method.selection import equal_shares, quotas, select
+from data_juicer_daar import keys
+from data_juicer_daar.method.selection import TopkSpec, equal_shares, quotas, select
 from data_juicer_daar.method.subdomains import Subdomains
 
 
@@ -44,6 +45,11 @@ class View:
     subdomains: np.ndarray  # (n,) the bundle's sub-domain per row
     domain_names: list[str]
     upstream: Callable[[], np.ndarray]  # the upstream selector's embeddings (lazy)
+
+    @property
+    def scores(self) -> dict[str, np.ndarray]:
+        """Each score of ``keys.SCORES`` by its name."""
+        return {"probe_entropy": self.entropy, "predictor": self.reward}
 
 
 def _noise(n: int, seed: int) -> np.ndarray:
@@ -110,13 +116,13 @@ def blend(view: View, k: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate([top, rest[picked]]))
 
 
-def daar(mode: str = "balanced", coverage: bool = False, score: str = "probe_entropy", count: int | None = None) -> Callable:
-    """DaaR's selector op with these settings (``count``: sub-domains fitted here, not the bundle's)."""
+def daar(mode: str = "balanced", coverage: bool = False, score: str = keys.DEFAULT_SCORE, count: int | None = None) -> Callable:
+    """DaaR's selector op with these settings, through the op's own ``TopkSpec`` (``count``:
+    sub-domains fitted here, not the bundle's)."""
 
     def run(view: View, k: int, seed: int) -> np.ndarray:
-        scores = view.entropy if score == "probe_entropy" else view.reward
-        shares = equal_shares(view.domain_names) if mode == "balanced" else None
-        return select(scores, view.domains, k, shares, _groups(view, count) if coverage else None)
+        spec = TopkSpec.build(k, None, mode, None, view.domain_names, coverage, score_source=score)
+        return spec.pick(view.scores[spec.score_source], view.domains, _groups(view, count) if coverage else None)
 
     return run
 

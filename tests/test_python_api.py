@@ -1,4 +1,4 @@
-"""The in-process API the README documents: train, score rows without Data-Juicer, run a recipe
+"""The in-process API docs/outputs.md documents: train, score rows without Data-Juicer, run a recipe
 through Data-Juicer's executor from Python."""
 
 import math

@@ -34,7 +34,7 @@ from loguru import logger
 
 from ..errors import ConfigError, ScoringFailed
 from ..method.backbone import DTYPE_CHOICES, resolve_dtype
-from ..method.bundle import check_bundle, read_manifest
+from ..method.bundle import read_manifest
 from ..method.cpu_share import CpuShare
 from ..method.scoring import Scorer
 from ..method.text import TextFields, render
@@ -256,7 +256,7 @@ class ScoringOp:
             return
         self.preflown = True
         for key, check in (
-            (("bundle", self.bundle_path, self.settings.model_path), lambda: check_bundle(self.bundle_path, self.settings.model_path)),
+            (("bundle", self.bundle_path, self.settings.model_path), lambda: Scorer.check(self.bundle_path, self.settings.model_path)),
             (("recipe",), check_running_recipe),
             (("dropped rows",), warn_dropped_rows),
         ):

@@ -17,7 +17,7 @@ import torch
 
 from ..keys import NO_TEXT_DOMAIN
 from .backbone import Backbone
-from .bundle import check_model, load_bundle
+from .bundle import check_bundle, check_model, load_bundle
 from .subdomains import NO_SUBDOMAIN
 
 
@@ -64,6 +64,12 @@ class Scorer:
         )
         self.domains = self.bundle.domains
         self.max_entropy = math.log(len(self.domains))
+
+    @staticmethod
+    def check(bundle_path: str | Path, model: str | None = None) -> None:
+        """What building a ``Scorer`` would refuse, checked without loading the heads or the model
+        (no torch kernel runs: ops call it before Data-Juicer forks its workers)."""
+        check_bundle(bundle_path, model)
 
     @property
     def heads_id(self) -> str:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_juicer.ops.base_op import Mapper
 from data_juicer.utils.constant import Fields
 from helpers import HOSTILE, dj, read_rows, recipe, run_ops, theme_rows, write_jsonl
 
 from data_juicer_daar import keys
+from data_juicer_daar.dj.op_base import ScoringOp
 from data_juicer_daar.dj.topk import TopkOp
 from data_juicer_daar.errors import BundleError
 from data_juicer_daar.method.backbone import Backbone
@@ -561,3 +563,24 @@ def test_dj_analyze_reports_the_filter_stats(tiny_bundle, tmp_path):
         assert float(table["count"][key]) == len(rows)
         for stat, expected in (("mean", values.mean()), ("min", values.min()), ("max", values.max()), ("50%", np.median(values))):
             assert float(table[stat][key]) == pytest.approx(float(expected), abs=1e-5), (key, stat)
+
+
+class BrokenMapper(ScoringOp, Mapper):
+    """A new op that says nothing about failures, and fails."""
+
+    _batched_op = True
+
+    def process_batched(self, samples, rank=None):
+        raise RuntimeError("boom")
+
+
+def test_a_new_op_gets_failure_accounting_without_asking_for_it(tiny_bundle):
+    """``ScoringOp`` wraps every batch method an op defines: a batch that raises is counted and the
+    run stops, even where Data-Juicer's ``skip_op_error`` drops the batch's rows."""
+    from data_juicer_daar.errors import ScoringFailed
+
+    op = BrokenMapper(bundle_path=str(tiny_bundle), skip_op_error=True)
+    rows = theme_rows(3)
+    with pytest.raises(ScoringFailed, match=rf"scoring failed in \d+ batch\(es\), {len(rows)} rows \(RuntimeError: boom\)"):
+        run_ops([op], rows)
+    assert op.failure_log is None  # the run's failure record is gone with the run
