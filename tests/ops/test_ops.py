@@ -311,11 +311,12 @@ def test_damaged_bundle_or_model_stops_the_run_before_scoring_in_one_line(op, ho
 @pytest.mark.parametrize("skip_op_error", [True, False])
 @pytest.mark.parametrize("op", [DaarDomainProbeMapper, DaarDiversityScoreFilter])
 def test_worker_failure_stops_the_run_whatever_skip_op_error_says(op, skip_op_error, tiny_bundle, tiny_model, tmp_path):
-    """The bundle is damaged after the op was built (replaced mid-run): its workers cannot load it."""
+    """The bundle is damaged after the op's preflight checked it (replaced mid-run): its workers cannot load it."""
     from data_juicer_daar.dj.op_base import ScoringFailed
 
     kwargs = damage(tiny_bundle, tiny_model, "none", tmp_path)
     built = op(**kwargs, skip_op_error=skip_op_error, num_proc=2)
+    built.preflight()  # what ``run`` does first; once done in a process, not again
     weights = Path(kwargs["bundle_path"]) / "heads.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ScoringFailed if skip_op_error else BundleError) as error:
