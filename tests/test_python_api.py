@@ -55,3 +55,22 @@ def test_recipe_through_data_juicers_executor(tiny_bundle, tmp_path):
     expected = select(Scorer(tiny_bundle).score([render(r).text for r in rows]).probe_entropy, [], 6)
     assert result["id"] == [rows[i]["id"] for i in expected]
     assert [r["id"] for r in read_rows(tmp_path / "out" / "selected.jsonl")] == result["id"]
+
+
+@pytest.mark.slow
+def test_a_second_recipe_in_one_process_is_checked_too(tiny_bundle, tmp_path):
+    """The preflight checks each op's recipe: a process that runs a good recipe, then one whose
+    export is its own input, refuses the second before scoring, and the pool stays whole."""
+    from data_juicer.config import init_configs
+    from data_juicer.core import DefaultExecutor
+
+    from data_juicer_daar.errors import ConfigError
+
+    process = [{"daar_topk_reward_selector": {"bundle_path": str(tiny_bundle), "topk": 6}}]
+    good = recipe(tmp_path, write_jsonl(tmp_path / "pool.jsonl", theme_rows(5)), process)
+    DefaultExecutor(init_configs(args=["--config", str(good)])).run()
+    pool = write_jsonl(tmp_path / "own.jsonl", theme_rows(5))
+    bad = recipe(tmp_path, pool, process, export_path=str(pool))
+    with pytest.raises(ConfigError, match="is the recipe's input"):
+        DefaultExecutor(init_configs(args=["--config", str(bad)])).run()
+    assert len(read_rows(pool)) == 20

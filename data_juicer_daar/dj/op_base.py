@@ -2,8 +2,9 @@
 
 * Building an op stores and checks its parameters (``ScoringSettings``, checked by ``options``) and
   reads the bundle's small manifest (its domain names and identity); nothing else.
-* ``ScoringOp.preflight`` runs the checks that look at files and the running recipe, once per
-  process: the bundle and model check, the recipe's paths, dropped rows, the Ray head watch.
+* ``ScoringOp.preflight`` runs the checks that look at files and the running recipe, once per op
+  and process: the bundle and model check (once per process for every op on the same bundle),
+  the recipe's paths, dropped rows, the Ray head watch.
 * The scorer (bundle heads + truncated backbone) is loaded lazily, once per worker process, through
   Data-Juicer's ``prepare_model``/``get_model``, so the model is never pickled with the op.
 * ``ScoringOp.values`` is the one path by which every op gets its values: reused under the rule of
@@ -64,7 +65,7 @@ _CHUNK = 1000  # rows rendered and scored together
 
 _running = 0  # ScoringOp.run calls in progress in this process
 _fork_hook = False  # whether ``_default_sigterm_in_children`` is registered
-_checked: set[tuple] = set()  # the preflight checks done in this process (forked workers inherit them)
+_bundles_checked: set[tuple] = set()  # (bundle, model, heads) the preflight checked in this process (forked workers inherit it)
 
 
 def _default_sigterm_in_child() -> None:
@@ -247,24 +248,22 @@ class ScoringOp:
             self.preflight()
 
     def preflight(self) -> None:
-        """The run-time checks, before any row is scored, once per process: the bundle (weights
+        """The run-time checks, before any row is scored, once per op and process: the bundle (weights
         against the manifest) and its model (directory, config, fingerprint), the running recipe's
         paths, the rows Data-Juicer dropped, a folder mixing formats, and in a Ray driver the head
         watch. Runs from ``run`` under the default executor (before Data-Juicer forks its workers),
         at construction in a Ray driver, and before the first row is scored anywhere else (``score_rows``)."""
         if self.preflown:
             return
-        self.preflown = True
-        for key, check in (
-            (("bundle", self.bundle_path, self.settings.model_path), lambda: Scorer.check(self.bundle_path, self.settings.model_path)),
-            (("recipe",), check_running_recipe),
-            (("dropped rows",), warn_dropped_rows),
-        ):
-            if key not in _checked:
-                check()
-                _checked.add(key)
+        bundle = (self.bundle_path, self.settings.model_path, self.heads_id)  # retrained in place: checked again
+        if bundle not in _bundles_checked:  # hashing the weights once per process is enough for every op on them
+            Scorer.check(self.bundle_path, self.settings.model_path)
+            _bundles_checked.add(bundle)
+        check_running_recipe()  # the recipe of this run (a process may run several): paths only, cheap
+        warn_dropped_rows()
         if self.settings.watch_ray_head and os.environ.get(WATCH_ENV, "1") != "0":
             watch_head(self._name)
+        self.preflown = True
 
     def run(self, dataset, *args, **kwargs):
         self.preflight()
