@@ -189,7 +189,14 @@ def int_list(value: str) -> list[int]:
     return [int(x) for x in value.split(",")]
 
 
+def _required(f: Field) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
 def _default(f: Field) -> Any:
+    """The field's default (None for a required one)."""
+    if _required(f):
+        return None
     return f.default_factory() if f.default is MISSING else f.default
 
 
@@ -197,10 +204,6 @@ def add_options(parser: argparse.ArgumentParser, config: type, only: Collection[
     """Add an option for every field of ``config`` that has ``help`` (or of those named in ``only``)."""
     for f in fields(config):
         if only is not None and f.name not in only:
-            continue
-        if f.default is MISSING and f.default_factory is MISSING:  # a setting without a default: a required option
-            meta = f.metadata
-            parser.add_argument(meta["flag"] or "--" + f.name.replace("_", "-"), dest=f.name, required=True, help=meta["help"])
             continue
         default = _default(f)
         if is_dataclass(default):
@@ -210,6 +213,9 @@ def add_options(parser: argparse.ArgumentParser, config: type, only: Collection[
         if not meta.get("help"):
             continue
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        if _required(f):  # a setting without a default: a required option
+            parser.add_argument(flag, dest=f.name, required=True, help=meta["help"])
+            continue
         if isinstance(default, bool):
             parser.add_argument(flag, dest=f.name, action="store_false" if default else "store_true", help=meta["help"])
             continue
@@ -223,7 +229,7 @@ def from_args(config: type[T], args: argparse.Namespace) -> T:
     """``config`` built from parsed options (fields without an option keep their defaults)."""
     values = {}
     for f in fields(config):
-        default = None if f.default is MISSING and f.default_factory is MISSING else _default(f)
+        default = _default(f)
         if is_dataclass(default):
             values[f.name] = from_args(type(default), args)
         elif f.metadata.get("help") and hasattr(args, f.name):

@@ -222,6 +222,8 @@ def test_selector_bad_parameters(tiny_bundle, kwargs, message):
         ({"model_batch_size": 0}, "model_batch_size must be a positive integer"),
         ({"text_format": "xml"}, "text_format must be one of"),
         ({"model_dtype": "float8"}, "model_dtype must be one of auto, bfloat16, float16, float32 or null"),
+        ({"watch_ray_head": "no"}, "watch_ray_head must be true or false, got 'no'"),
+        ({"probe_path": "elsewhere"}, r"set bundle_path only \(probe_path is its old name\)"),
     ],
 )
 def test_filter_bad_parameters(tiny_bundle, kwargs, message):
@@ -585,3 +587,18 @@ def test_a_new_op_gets_failure_accounting_without_asking_for_it(tiny_bundle):
     with pytest.raises(ScoringFailed, match=rf"scoring failed in \d+ batch\(es\), {len(rows)} rows \(RuntimeError: boom\)"):
         run_ops([op], rows)
     assert op.failure_log is None  # the run's failure record is gone with the run
+
+
+def test_probe_path_still_names_the_bundle_with_a_warning(tiny_bundle):
+    """Recipes written before the rename keep working: ``probe_path`` is ``bundle_path``'s old name."""
+    from loguru import logger
+
+    said = []
+    sink = logger.add(lambda message: said.append(str(message)), level="WARNING")
+    try:
+        old = DaarDiversityScoreFilter(probe_path=str(tiny_bundle))
+    finally:
+        logger.remove(sink)
+    new = DaarDiversityScoreFilter(bundle_path=str(tiny_bundle))
+    assert old.bundle_path == new.bundle_path and old.tag == new.tag
+    assert any("probe_path is deprecated, call it bundle_path" in line for line in said)
