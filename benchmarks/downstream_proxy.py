@@ -45,8 +45,8 @@ from tqdm import tqdm
 
 from benchmarks.common import RESULTS, machine, save
 from benchmarks.eval_pools import POOLS, pool_path
-from benchmarks.labelled_pool import Pool, load_pool, selections
-from benchmarks.selectors import SELECTORS
+from benchmarks.labelled_pool import Pool, load_pool, row_keys, selections
+from benchmarks.selectors import DEFAULT_SET, SELECTORS
 from data_juicer_daar.method.backbone import Backbone, pad_batch, pick_device
 from data_juicer_daar.method.corpus import read_jsonl
 from data_juicer_daar.method.models import prepare_default_model, quiet_loading
@@ -64,6 +64,7 @@ class ProxyConfig:
     lr: float = 2e-4
     ratio: float = 0.2
     budget: str = "tokens"  # "tokens": stop after ``tokens`` tokens; "epoch": every selected row once
+    crn: bool = True  # common random numbers: selectors share the seed's row keys, the fine-tune orders rows by them
 
     def __post_init__(self) -> None:
         for name in ("blocks", "tokens", "heldout", "batch_rows"):
@@ -195,16 +196,64 @@ def heldout_loss(model: SplitModel, items: dict[int, Item], rows: dict[int, dict
     return {"by_domain": by_domain, "by_source": by_source}
 
 
-def plan(selected: list[int], items: dict[int, Item], cfg: ProxyConfig, seed: int) -> list[list[int]]:
-    """Batches of rows in a seeded order: epoch after epoch until the token budget is spent, or one epoch."""
+Options = dict[int, tuple[int, list[int]]]  # evaluation row -> (index of the right option, item key per option)
+
+
+def option_items(tokenizer, rows: dict[int, dict], max_length: int) -> tuple[dict[int, Item], Options]:
+    """One item per candidate answer of the rows that carry ``options`` (keys below every row key)."""
+    items: dict[int, Item] = {}
+    options: Options = {}
+    for j, (key, row) in enumerate(sorted(rows.items())):
+        candidates = row.get("options")
+        if not isinstance(candidates, list) or row.get("output") not in candidates:
+            continue
+        ids = [-(10**7) - 16 * j - o for o in range(len(candidates))]
+        for item_key, answer in zip(ids, candidates):
+            items[item_key] = sft_item(tokenizer, {**row, "output": answer}, max_length)
+        options[key] = (candidates.index(row["output"]), ids)
+    return items, options
+
+
+@torch.no_grad()
+def mc_accuracy(model: SplitModel, items: dict[int, Item], options: Options) -> float | None:
+    """Multiple-choice accuracy in perplexity mode: the model's answer is the option whose answer
+    tokens have the lowest mean loss. None when no row carries options."""
+    if not options:
+        return None
+    model.top.eval()
+    keys = [k for _, ids in options.values() for k in ids]
+    loss: dict[int, float] = {}
+    for start in range(0, len(keys), 16):
+        batch = [(k, items[k]) for k in keys[start : start + 16]]
+        losses, owner = model.answer_losses(batch)
+        losses = losses.cpu()
+        for j, (k, _) in enumerate(batch):
+            loss[k] = float(losses[owner == j].mean())
+    right = [int(np.argmin([loss[k] for k in ids])) == answer for answer, ids in options.values()]
+    return float(np.mean(right))
+
+
+def plan(selected: list[int], items: dict[int, Item], cfg: ProxyConfig, seed: int, rows: int) -> list[list[int]]:
+    """Batches of rows in a seeded order: epoch after epoch until the token budget is spent, or one
+    epoch. With ``cfg.crn`` epoch e orders the rows by the seed's key of stream e (``rows``: the
+    pool's size), so two selections of a seed meet their common rows in the same relative order."""
     rng, batches, spent = np.random.default_rng(seed), [], 0
+
+    def order(epoch: int) -> list[int]:
+        if cfg.crn:
+            keys = row_keys(seed, rows, epoch)
+            return sorted(selected, key=lambda i: (keys[i], i))
+        return rng.permutation(selected).tolist()
+
     if cfg.budget == "epoch":
-        order = rng.permutation(selected).tolist()
-        return [order[start : start + cfg.batch_rows] for start in range(0, len(order), cfg.batch_rows)]
+        first = order(1)
+        return [first[start : start + cfg.batch_rows] for start in range(0, len(first), cfg.batch_rows)]
+    epoch = 0
     while spent < cfg.tokens:
-        order = rng.permutation(selected).tolist()
-        for start in range(0, len(order), cfg.batch_rows):
-            batches.append(order[start : start + cfg.batch_rows])
+        epoch += 1
+        rows_in_order = order(epoch)
+        for start in range(0, len(rows_in_order), cfg.batch_rows):
+            batches.append(rows_in_order[start : start + cfg.batch_rows])
             spent += sum(len(items[i][0]) for i in batches[-1])
             if spent >= cfg.tokens:
                 break
@@ -338,11 +387,18 @@ def merge(paths: list[Path], name: str) -> None:
     print(text)
 
 
+def yes_no(text: str) -> bool:
+    """argparse type of a yes/no setting (``--crn false``)."""
+    if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "yes", "1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the CPU mode (else the full mode)")
     for field in dataclasses.fields(ProxyConfig):
-        kind = {"int": int, "float": float}.get(field.type, str)  # seeds: "0,1"
+        kind = {"int": int, "float": float, "bool": yes_no}.get(field.type, str)  # seeds: "0,1"
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None)
     parser.add_argument(
         "--selectors", default=None, help="comma-separated subset of the selectors (default: all but the upstream k-means ones)"
@@ -377,7 +433,7 @@ def settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
         cfg = dataclasses.replace(QUICK if args.quick else FULL, **overrides)
     except ValueError as error:
         parser.error(str(error))
-    names = [s.strip() for s in args.selectors.split(",")] if args.selectors else [n for n in SELECTORS if not n.startswith("k-means")]
+    names = [s.strip() for s in args.selectors.split(",")] if args.selectors else [n for n in SELECTORS if n in DEFAULT_SET]
     unknown = sorted(set(names) - set(SELECTORS))
     if unknown:
         parser.error(f"unknown selector(s) {unknown}; known: {', '.join(SELECTORS)}")
@@ -399,14 +455,38 @@ class Setup:
     model: SplitModel
     items: dict[int, Item]
     sets: dict[str, tuple[dict[int, Item], dict[int, dict]]]  # protocol -> (items, rows)
+    options: Options  # out-of-source rows with candidate answers (their items are in ``items``)
     base: dict[str, dict]
     gap: float  # the split check's loss gap
 
+    def judge(self, run: dict) -> dict:
+        """``run`` with both protocols' held-out losses, relative gains and (out-of-source) MC accuracy."""
+        for proto, (its, rows) in self.sets.items():
+            losses = heldout_loss(self.model, its, rows)
+            run[proto] = {**losses, "relative_gain": relative_gain(losses["by_domain"], self.base[proto]["by_domain"])}
+        run["out_of_source"]["mc_accuracy"] = mc_accuracy(self.model, self.items, self.options)
+        return run
 
-def prepare(args: argparse.Namespace, cfg: ProxyConfig, stages: dict[str, float]) -> Setup:
+    def fine_tune(self, selected: list[int], cfg: ProxyConfig, seed: int) -> dict:
+        """One fine-tune on the pool rows ``selected``, judged on both protocols."""
+        return self.judge(fine_tune(self.model, plan(selected, self.items, cfg, seed, len(self.pool.rows)), self.items, cfg, seed))
+
+
+def prepare(
+    pool_spec: str | Path,
+    eval_path: Path,
+    cfg: ProxyConfig,
+    device: str | None,
+    stages: dict[str, float],
+    train_args: tuple[str, ...] = (),
+    choices_path: Path | None = None,
+) -> Setup:
+    """Load the pool (scored by the bundle trained on it with ``train_args``), hold out its in-source
+    rows, split the model and measure the base losses (``choices_path``: rows with ``options`` for the
+    multiple-choice accuracy; default: the evaluation file's own)."""
     t = time.perf_counter()
-    pool = load_pool(Path(args.pool_file) if args.pool_file else args.pool)
-    eval_rows = read_jsonl(Path(args.eval_file) if args.eval_file else pool_path("held_out"))
+    pool = load_pool(pool_spec, train_args)
+    eval_rows = read_jsonl(eval_path)
     if any("source_domain" not in r for r in pool.rows + eval_rows):
         sys.exit("downstream_proxy: every pool and evaluation row needs a source_domain field")
     try:
@@ -418,7 +498,7 @@ def prepare(args: argparse.Namespace, cfg: ProxyConfig, stages: dict[str, float]
 
     t = time.perf_counter()
     try:
-        model = SplitModel(cfg.blocks, pick_device(args.device))
+        model = SplitModel(cfg.blocks, pick_device(device))
     except ValueError as error:
         sys.exit(f"downstream_proxy: {error}")
     items = {i: sft_item(model.tokenizer, pool.rows[i], cfg.max_length) for i in range(len(pool.rows))}
@@ -428,6 +508,9 @@ def prepare(args: argparse.Namespace, cfg: ProxyConfig, stages: dict[str, float]
         "in_source": ({i: items[i] for i in heldout}, {i: pool.rows[i] for i in heldout}),
         "out_of_source": (outside, {-1 - j: r for j, r in enumerate(eval_rows)}),
     }
+    choice_rows = sets["out_of_source"][1] if choices_path is None else {-(10**6) - j: r for j, r in enumerate(read_jsonl(choices_path))}
+    choice_items, options = option_items(model.tokenizer, choice_rows, cfg.max_length)
+    items.update(choice_items)
     gap = check_split(model, sets["in_source"][0])
     if gap > (1e-3 if model.trunk.model.dtype == torch.float32 else 3e-2):
         raise RuntimeError(f"the split model's loss differs from the whole model's by {gap:.2%}")
@@ -435,32 +518,29 @@ def prepare(args: argparse.Namespace, cfg: ProxyConfig, stages: dict[str, float]
     for proto, (its, rows) in sets.items():
         model.encode(its)
         base[proto] = heldout_loss(model, its, rows)
+    model.encode(choice_items)
+    base["out_of_source"]["mc_accuracy"] = mc_accuracy(model, items, options)
     stages["model, split check, base loss"] = time.perf_counter() - t
     logger.info(
         f"base loss in-source {base['in_source']['by_domain']['average']:.4f}, out-of-source "
-        f"{base['out_of_source']['by_domain']['average']:.4f}"
+        f"{base['out_of_source']['by_domain']['average']:.4f}, multiple-choice accuracy {base['out_of_source']['mc_accuracy']}"
     )
-    return Setup(pool, eval_rows, heldout, among, model, items, sets, base, gap)
+    return Setup(pool, eval_rows, heldout, among, model, items, sets, options, base, gap)
 
 
 def run_seeds(setup: Setup, cfg: ProxyConfig, names: list[str], stages: dict[str, float]) -> tuple[dict, dict]:
     """One fine-tune per selector and seed, each judged on both evaluation sets: (runs, selections)."""
     runs: dict[str, list[dict]] = {}
     chosen: dict[str, dict[int, list[int]]] = {}
-    stages["fine-tunes"] = stages["held-out losses"] = 0.0
+    stages["fine-tunes"] = 0.0
     for seed in cfg.seeds:
-        picked = selections(setup.pool, cfg.ratio, setup.among, names, seed)
+        picked = selections(setup.pool, cfg.ratio, setup.among, names, seed, crn=cfg.crn)
         for name in names:
             chosen.setdefault(name, {})[seed] = picked[name]
             t = time.perf_counter()
-            run = fine_tune(setup.model, plan(picked[name], setup.items, cfg, seed), setup.items, cfg, seed)
+            run = setup.fine_tune(picked[name], cfg, seed)
             stages["fine-tunes"] += time.perf_counter() - t
-            t = time.perf_counter()
             run["seed"] = seed
-            for proto, (its, rows) in setup.sets.items():
-                losses = heldout_loss(setup.model, its, rows)
-                run[proto] = {**losses, "relative_gain": relative_gain(losses["by_domain"], setup.base[proto]["by_domain"])}
-            stages["held-out losses"] += time.perf_counter() - t
             runs.setdefault(name, []).append(run)
             logger.info(
                 f"seed {seed} {name}: {run['rows']} rows -> gain in-source {run['in_source']['relative_gain']:.4f}, "
@@ -482,7 +562,8 @@ def main() -> None:
     random_name, default = names[0], names[1]
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
-    setup = prepare(args, cfg, stages)
+    eval_path = Path(args.eval_file) if args.eval_file else pool_path("held_out")
+    setup = prepare(Path(args.pool_file) if args.pool_file else args.pool, eval_path, cfg, args.device, stages)
     runs, chosen = run_seeds(setup, cfg, names, stages)
 
     table = summarise(runs, random_name)

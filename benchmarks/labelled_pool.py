@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -80,18 +81,21 @@ def pool_file(name: str | Path) -> Path:
     return pool_path(name) if isinstance(name, str) else Path(name)
 
 
-def pool_bundle(name: str | Path) -> Path:
-    """The bundle a user would score ``name`` with: trained on that pool with all defaults (a
-    bundle of an older format is trained again)."""
-    if name == "demo":
+def pool_bundle(name: str | Path, train_args: tuple[str, ...] = ()) -> Path:
+    """The bundle a user would score ``name`` with: trained on that pool with all defaults, or with
+    ``train_args`` changed (a bundle of an older format is trained again)."""
+    if name == "demo" and not train_args:
         bundle = demo_bundle()
     else:
         path = pool_file(name)
         tag = name if isinstance(name, str) else f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+        if train_args:
+            tag += "-" + hashlib.sha256(" ".join(train_args).encode()).hexdigest()[:8]
         bundle = OUT / "bundles" / tag
     manifest = bundle / "manifest.json"
     if not manifest.is_file() or json.loads(manifest.read_text()).get("format_version") != FORMAT_VERSION:
-        run_checked([sys.executable, "-m", "data_juicer_daar.tools.cli", "train", "--corpus", str(pool_file(name)), "--out", str(bundle)])
+        cmd = [sys.executable, "-m", "data_juicer_daar.tools.cli", "train", "--corpus", str(pool_file(name)), "--out", str(bundle)]
+        run_checked([*cmd, *train_args])
     return bundle
 
 
@@ -112,8 +116,9 @@ def upstream_vectors(texts: list[str]) -> np.ndarray:
     return cached("upstream_embeddings", hashlib.sha256("\n".join(texts).encode()).hexdigest(), compute)
 
 
-def load_pool(name: str | Path = "demo") -> Pool:
-    """Pool ``name`` (or a JSONL path) with everything each selector needs (computed once, then cached)."""
+def load_pool(name: str | Path = "demo", train_args: tuple[str, ...] = ()) -> Pool:
+    """Pool ``name`` (or a JSONL path) with everything each selector needs (computed once, then
+    cached), scored by the bundle trained on it (with ``train_args``: ``pool_bundle``)."""
     from data_juicer_daar.method.corpus import read_jsonl
     from data_juicer_daar.method.scoring import Scorer
     from data_juicer_daar.method.text import render
@@ -121,7 +126,7 @@ def load_pool(name: str | Path = "demo") -> Pool:
     rows = read_jsonl(pool_file(name))
     texts = [render(r).text for r in rows]
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
-    scorer = Scorer(pool_bundle(name))
+    scorer = Scorer(pool_bundle(name, train_args))
     encoded = {}
 
     def encode(kind: str) -> np.ndarray:
@@ -150,8 +155,14 @@ def load_pool(name: str | Path = "demo") -> Pool:
     )
 
 
-def view(pool: Pool, among: np.ndarray) -> View:
-    """The rows ``among`` of ``pool`` as the selectors see them."""
+def row_keys(seed: int, n: int, stream: int = 0) -> np.ndarray:
+    """The seed's random key per pool row (stream 0: the selectors' draws; 1, 2, ...: the fine-tune's
+    row order in epoch 1, 2, ...): the same row has the same key whoever reads it."""
+    return np.random.default_rng([seed, stream]).random(n)
+
+
+def view(pool: Pool, among: np.ndarray, noise: np.ndarray | None = None) -> View:
+    """The rows ``among`` of ``pool`` as the selectors see them (``noise``: one key per pool row)."""
     return View(
         rows=[pool.rows[i] for i in among],
         features=pool.features[among],
@@ -162,14 +173,20 @@ def view(pool: Pool, among: np.ndarray) -> View:
         subdomains=pool.subdomains[among],
         domain_names=pool.scorer.bundle.domains,
         upstream=lambda: pool.upstream[among],
+        noise=(row_keys(0, len(pool.rows)) if noise is None else noise)[among],
     )
 
 
 def selections(
-    pool: Pool, ratio: float, among: np.ndarray | None = None, names: list[str] | None = None, seed: int = 0
+    pool: Pool, ratio: float, among: np.ndarray | None = None, names: list[str] | None = None, seed: int = 0, crn: bool = True
 ) -> dict[str, list[int]]:
-    """Each selector's choice of ``ratio`` of the rows ``among`` (default: all); indices into the pool."""
+    """Each selector's choice of ``ratio`` of the rows ``among`` (default: all); indices into the pool.
+    ``crn``: every selector reads the seed's common row keys; otherwise each draws its own."""
     among = np.arange(len(pool.rows)) if among is None else np.asarray(among)
     k = int(ratio * len(among))
-    v = view(pool, among)
-    return {name: sorted(int(among[i]) for i in SELECTORS[name](v, k, seed)) for name in (names or SELECTORS)}
+    out = {}
+    for name in names or SELECTORS:
+        stream = 0 if crn else 1000 + zlib.crc32(name.encode())
+        v = view(pool, among, row_keys(seed, len(pool.rows), stream))
+        out[name] = sorted(int(among[i]) for i in SELECTORS[name](v, k, seed))
+    return out

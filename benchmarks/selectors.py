@@ -2,11 +2,13 @@
 pick instead, each re-implemented here from its description (never inside the product).
 
 A selector is ``f(view, k, seed) -> indices into the view``, where ``view`` is a pool restricted to
-the rows a selection may use. Seeded selectors draw a different sample per seed; the others are
-deterministic and vary only by the fine-tune's row order downstream.
+the rows a selection may use. Seeded selectors draw from ``view.noise``, one random key per row for
+the seed: with common random numbers (the default) every selector of a seed reads the same keys, so
+a paired difference measures the rule, not the draw. The others are deterministic and vary only by
+the fine-tune's row order downstream.
 
 Peers:
-* random: a seeded 20 %. Stratified: the same, an equal share per DaaR pseudo-domain.
+* random: a seeded 20 % (the rows of lowest key). Stratified: the same, an equal share per DaaR pseudo-domain.
 * kMQ-style (k-means clusters of the same features, a quota per cluster proportional to its size,
   random within): the bundle's sub-domains with random scores.
 * CCS-style: the score range cut into equal-width bins; the budget spread over the bins as evenly
@@ -45,15 +47,12 @@ class View:
     subdomains: np.ndarray  # (n,) the bundle's sub-domain per row
     domain_names: list[str]
     upstream: Callable[[], np.ndarray]  # the upstream selector's embeddings (lazy)
+    noise: np.ndarray  # (n,) the seed's random key per row, in [0, 1)
 
     @property
     def scores(self) -> dict[str, np.ndarray]:
         """Each score of ``keys.SCORES`` by its name."""
         return {"probe_entropy": self.entropy, "predictor": self.reward}
-
-
-def _noise(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random(n)
 
 
 def _groups(view: View, count: int | None) -> np.ndarray:
@@ -65,16 +64,16 @@ def _groups(view: View, count: int | None) -> np.ndarray:
 
 
 def random_sel(view: View, k: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng(seed).choice(len(view.rows), size=k, replace=False))
+    return np.sort(np.argsort(view.noise, kind="stable")[:k])
 
 
 def stratified(view: View, k: int, seed: int) -> np.ndarray:
-    return select(_noise(len(view.rows), seed), view.domains, k, equal_shares(view.domain_names))
+    return select(-view.noise, view.domains, k, equal_shares(view.domain_names))
 
 
 def kmq(count: int | None = None) -> Callable:
     def run(view: View, k: int, seed: int) -> np.ndarray:
-        return select(_noise(len(view.rows), seed), view.domains, k, groups=_groups(view, count))
+        return select(-view.noise, view.domains, k, groups=_groups(view, count))
 
     return run
 
@@ -93,9 +92,10 @@ def score_bins(bins: int = 10) -> Callable:
                 share[b] += min(q[b], sizes[b] - share[b])
             left = k - int(share.sum())
             open_bins = [b for b in open_bins if share[b] < sizes[b]]
-        rng, keep = np.random.default_rng(seed), []
+        keep = []
         for b in range(bins):
-            keep.extend(rng.choice(np.flatnonzero(cell == b), size=share[b], replace=False).tolist())
+            members = np.flatnonzero(cell == b)
+            keep.extend(members[np.argsort(view.noise[members], kind="stable")[: share[b]]].tolist())
         return np.sort(np.array(keep, dtype=int))
 
     return run
@@ -105,24 +105,38 @@ def importance(view: View, k: int, seed: int) -> np.ndarray:
     pool_share = view.probs.mean(0)  # (K,)
     lam = (1.0 / len(pool_share)) / np.maximum(pool_share, 1e-9)
     w = view.probs @ lam + 1e-12  # (n,)
-    return np.sort(np.random.default_rng(seed).choice(len(w), size=k, replace=False, p=w / w.sum()))
+    # weighted sampling without replacement from the row keys: the k largest log(u) / w
+    return np.sort(np.argsort(-(np.log(np.maximum(view.noise, 1e-300)) / w), kind="stable")[:k])
 
 
 def blend(view: View, k: int, seed: int) -> np.ndarray:
     top = select(view.entropy, view.domains, k // 2, equal_shares(view.domain_names))
     rest = np.setdiff1d(np.arange(len(view.rows)), top)
-    noise = _noise(len(view.rows), seed)[rest]
+    noise = -view.noise[rest]
     picked = select(noise, [view.domains[i] for i in rest], k - len(top), groups=view.subdomains[rest])
     return np.sort(np.concatenate([top, rest[picked]]))
 
 
-def daar(mode: str = "balanced", coverage: bool = False, score: str = keys.DEFAULT_SCORE, count: int | None = None) -> Callable:
+def daar(
+    mode: str = "balanced",
+    coverage: bool = False,
+    score: str = keys.DEFAULT_SCORE,
+    count: int | None = None,
+    exponent: float = 0.0,
+    cap: float | None = None,
+    inside: str = "score",
+    labels: str = "pseudo",
+) -> Callable:
     """DaaR's selector op with these settings, through the op's own ``TopkSpec`` (``count``:
-    sub-domains fitted here, not the bundle's)."""
+    sub-domains fitted here, not the bundle's; ``inside="random"``: the row keys rank inside the
+    parts instead of the score; ``labels="true"``: the oracle, the pool's true domains for the
+    pseudo-domains)."""
 
     def run(view: View, k: int, seed: int) -> np.ndarray:
-        spec = TopkSpec.build(k, None, mode, None, view.domain_names, coverage, score_source=score)
-        return spec.pick(view.scores[spec.score_source], view.domains, _groups(view, count) if coverage else None)
+        spec = TopkSpec.build(k, None, mode, None, view.domain_names, coverage, score_source=score, share_exponent=exponent, rate_cap=cap)
+        ranking = -view.noise if inside == "random" else view.scores[spec.score_source]
+        domains = [r["source_domain"] for r in view.rows] if labels == "true" else view.domains
+        return spec.pick(ranking, domains, _groups(view, count) if coverage else None)
 
     return run
 
@@ -132,6 +146,16 @@ def upstream(strategy: str) -> Callable:
         return np.array(upstream_kmeans_select(view.upstream(), k / len(view.rows), strategy))
 
     return run
+
+
+SHARE_EXPONENTS = (0.0, 0.3, 0.5, 0.7, 1.0)
+RATE_CAPS = (None, 1.25, 1.5, 2.0, 3.0)
+
+
+def share_name(exponent: float, cap: float | None, inside: str = "score") -> str:
+    """The benchmark's name of ``balanced + coverage`` with a share exponent and a rate cap."""
+    rest = f" cap={cap:g}" if cap is not None else ""
+    return f"DaaR balanced α={exponent:g}{rest} + coverage ({'random inside' if inside == 'random' else 'probe entropy'})"
 
 
 def daar_name(mode: str, coverage: bool, score: str) -> str:
@@ -151,4 +175,15 @@ SELECTORS: dict[str, Callable] = {
     **{daar_name(m, c, s): daar(m, c, s) for m in ("overall", "balanced") for c in (False, True) for s in ("probe_entropy", "predictor")},
     **{f"DaaR overall + coverage ({n} sub-domains)": daar("overall", True, "probe_entropy", n) for n in (12, 24, 96)},
     **{f"kMQ-style ({n} clusters)": kmq(n) for n in (12, 24, 96)},
+    **{
+        share_name(a, c, inside): daar("balanced", True, exponent=a, cap=c, inside=inside)
+        for a in SHARE_EXPONENTS
+        for c in RATE_CAPS
+        for inside in ("score", "random")
+    },
+    "DaaR balanced + coverage on the true domains (oracle)": daar("balanced", True, labels="true"),
 }
+
+#: what ``downstream_proxy`` compares when no selectors are named: all but the upstream k-means
+#: ones (a long embedding pass) and the grid's share-rule variants (``benchmarks/grid.py``)
+DEFAULT_SET = [n for n in SELECTORS if not n.startswith(("k-means", "DaaR balanced α=")) and "oracle" not in n]

@@ -29,6 +29,8 @@ def test_benchmark_module_and_its_local_imports_resolve(name):
 
 
 def test_every_peer_selector_keeps_the_budget_on_a_small_view():
+    import dataclasses
+
     import numpy as np
 
     from benchmarks.selectors import SELECTORS, View
@@ -37,7 +39,7 @@ def test_every_peer_selector_keeps_the_budget_on_a_small_view():
     n, k = 60, 12
     probs = rng.dirichlet(np.ones(4), size=n)
     view = View(
-        rows=[{"instruction": "w " * int(i), "output": "o"} for i in rng.integers(1, 30, n)],
+        rows=[{"instruction": "w " * int(i), "output": "o", "source_domain": "abcd"[i % 4]} for i in rng.integers(1, 30, n)],
         features=rng.normal(size=(n, 8)).astype(np.float32),
         entropy=-(probs * np.log(probs)).sum(1),
         reward=rng.random(n),
@@ -46,14 +48,20 @@ def test_every_peer_selector_keeps_the_budget_on_a_small_view():
         subdomains=rng.integers(0, 6, n),
         domain_names=["a", "b", "c", "d"],
         upstream=lambda: None,
+        noise=rng.random(n),
     )
+    redrawn = dataclasses.replace(view, noise=rng.random(n))
     for name, run in SELECTORS.items():
         if name.startswith("k-means"):
             continue  # the upstream selector keeps max(1, int(ratio * size)) per cluster, not exactly k
         picked = np.asarray(run(view, k, 3))
         assert len(picked) == k and len(set(picked.tolist())) == k and picked.min() >= 0 and picked.max() < n, name
         if name in ("random", "kMQ-style (bundle sub-domains)", "CCS-style (10 score bins)", "importance weight w(x)"):
-            assert not np.array_equal(picked, np.asarray(run(view, k, 4))), f"{name} ignores its seed"
+            assert not np.array_equal(picked, np.asarray(run(redrawn, k, 3))), f"{name} ignores its row keys"
+        if "random inside" in name:
+            assert not np.array_equal(picked, np.asarray(run(redrawn, k, 3))), f"{name} ignores its row keys"
+        if name == "random":  # the rows of lowest key: common random numbers
+            assert picked.tolist() == sorted(np.argsort(view.noise)[:k].tolist())
 
 
 def test_render_names_the_recipe_selector(tmp_path):
@@ -114,3 +122,38 @@ def test_merge_pools_runs_of_other_seeds(tmp_path, monkeypatch):
     assert "| **daar** (shipped recipe) |" in (tmp_path / "x" / "results" / "merged.md").read_text()
     with pytest.raises(SystemExit, match="share seeds"):
         downstream_proxy.merge([paths[0], paths[0]], "twice")
+
+
+def test_grid_cells_are_keyed_by_what_changes_them_and_the_report_pairs_seeds(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.grid as grid
+
+    monkeypatch.setattr(grid, "CELLS", tmp_path / "grid")
+    monkeypatch.setattr(grid, "RESULTS", tmp_path)
+    shared = {"condition": "demo", "pool": "p", "eval": "e", "proxy": {"crn": True}}
+    first = grid.cell_path(shared, "random", 0)
+    assert first != grid.cell_path(shared, "random", 1) != grid.cell_path(shared, grid.SHIPPED, 0)
+    assert first != grid.cell_path({**shared, "pool": "q"}, "random", 0)  # another pool file: another cell
+    assert grid.cell_path({**shared, "proxy": {"crn": False}}, "random", 0).name.startswith("random-nocrn-s0-")
+
+    def cell(selector, seed, gain, math):
+        base = {"by_domain": {"mathematics": 1.0, "coding": 1.0}}
+        out = {"relative_gain": gain, "by_domain": {"mathematics": 1.0 - math, "coding": 1.0 - gain}, "mc_accuracy": 0.5}
+        payload = {**shared, "selector": selector, "seed": seed, "agreement": 0.7, "base": {"in_source": base, "out_of_source": base}}
+        payload.update(in_source={"relative_gain": gain, "by_domain": base["by_domain"]}, out_of_source=out)
+        grid.write_cell(grid.cell_path(shared, selector, seed), payload)
+
+    for seed, (r, s) in enumerate([(0.10, 0.12), (0.20, 0.21), (0.30, 0.29)]):
+        cell("random", seed, r, 0.1)
+        cell(grid.SHIPPED, seed, s, 0.05)
+    cell(grid.SHIPPED, 3, 0.5, 0.5)  # no random cell of seed 3: not paired
+    table = grid.summary(grid.load_cells())["demo"]
+    delta = table[grid.SHIPPED]["out_of_source_vs_random"]
+    assert delta["n"] == 3 and delta["ahead"] == 2
+    assert abs(delta["mean"] - (0.02 + 0.01 - 0.01) / 3) < 1e-12
+    assert abs(delta["se"] - delta["sd"] / 3**0.5) < 1e-12
+    worst = table[grid.SHIPPED]["worst_domain_vs_random"]
+    assert worst[0] == "mathematics" and abs(worst[1]["mean"] + 0.05) < 1e-12
+    text = grid.report()
+    assert "## demo (pseudo-domain agreement 0.700)" in text and json.loads((tmp_path / "grid.json").read_text())["demo"]

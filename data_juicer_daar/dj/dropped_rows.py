@@ -98,9 +98,15 @@ def _warn(path: str, keys: tuple[str, ...], stamp: tuple[float, int]) -> None:
 
 
 def local_inputs(cfg) -> list[str]:
-    """The recipe's local inputs: ``dataset_path``, or the local entries of ``dataset.configs``."""
+    """The recipe's local inputs: every path of ``dataset_path`` as Data-Juicer splits it (several
+    paths, each with an optional weight before it), or the local entries of ``dataset.configs``."""
     if getattr(cfg, "dataset_path", None):
-        return [cfg.dataset_path]
+        from data_juicer.core.data.dataset_builder import parse_cli_datapath
+
+        try:
+            return parse_cli_datapath(str(cfg.dataset_path))[0]
+        except ValueError:  # unbalanced quotes: Data-Juicer refuses it itself; the whole string is the closest reading
+            return [str(cfg.dataset_path)]
     dataset = getattr(cfg, "dataset", None) or {}
     configs = dataset.get("configs", []) if isinstance(dataset, dict) else getattr(dataset, "configs", [])
     entries = [c if isinstance(c, dict) else vars(c) for c in configs or []]

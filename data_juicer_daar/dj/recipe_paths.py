@@ -24,9 +24,12 @@ ATOMIC_EXPORT_ENV = "DAAR_ATOMIC_EXPORT"
 _hinted: set[str] = set()  # exports the in-place hint was said for (once per process)
 
 
-def stats_sibling(export_path: str) -> str:
-    """The file Data-Juicer writes the rows' stats and meta to beside ``export_path`` (its own rule:
-    every ``.<suffix>`` in the path replaced, as its exporter does)."""
+def stats_sibling(export_path: str) -> str | None:
+    """The file Data-Juicer's default exporter writes the rows' stats and meta to beside
+    ``export_path`` (its own rule: every ``.<suffix>`` in the path replaced); None for a path whose
+    name has no suffix (a folder export, which only the Ray exporter writes, with no stats file)."""
+    if "." not in Path(export_path).name:
+        return None
     suffix = export_path.rsplit(".", 1)[-1]
     return export_path.replace("." + suffix, "_stats.jsonl")
 
@@ -36,7 +39,10 @@ def written_paths(cfg) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     export = getattr(cfg, "export_path", None)
     if export and "://" not in str(export):
-        out += [("export_path", str(export)), ("the export's stats file", stats_sibling(str(export)))]
+        out.append(("export_path", str(export)))
+        sibling = stats_sibling(str(export)) if getattr(cfg, "executor_type", "default") != "ray" else None
+        if sibling:
+            out.append(("the export's stats file", sibling))
     for op in getattr(cfg, "process", None) or []:
         for name, params in op.items() if isinstance(op, dict) else []:
             path = params.get("stats_export_path") if isinstance(params, dict) else None
@@ -58,24 +64,36 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def read_paths(cfg) -> list[tuple[str, Path]]:
+    """(what, path) of everything the recipe reads: its inputs, and each op's bundle and model."""
+    out = [("the recipe's input", Path(p)) for p in local_inputs(cfg)]
+    for op in getattr(cfg, "process", None) or []:
+        for name, params in op.items() if isinstance(op, dict) else []:
+            for key in ("bundle_path", "probe_path", "model_path"):
+                value = params.get(key) if isinstance(params, dict) else None
+                if isinstance(value, str) and value and "://" not in value:
+                    out.append((f"{name}'s {key}", Path(value).expanduser()))
+    return out
+
+
 def check_recipe_paths(cfg) -> None:
-    """``ConfigError`` when the recipe would write over one of its inputs (or into an input folder),
-    write two outputs to one path, or read an empty file."""
-    inputs = [Path(p) for p in local_inputs(cfg)]
+    """``ConfigError`` when the recipe would write over one of its inputs, bundles or models (or into
+    such a folder), write two outputs to one path, or read an empty file."""
+    inputs = read_paths(cfg)
     seen: dict[Path, str] = {}
     for what, path in written_paths(cfg):
         target = Path(path).resolve()
-        for given in inputs:
+        for label, given in inputs:
             if _inside(target, given.resolve()):
                 raise ConfigError(
-                    f"{what} {path} is {'inside ' if target != given.resolve() else ''}the recipe's input {given}: Data-Juicer would "
-                    "write over the pool it reads; export elsewhere"
+                    f"{what} {path} is {'inside ' if target != given.resolve() else ''}{label} {given}: Data-Juicer would "
+                    "write over what the recipe reads; export elsewhere"
                 )
         if target in seen:
             raise ConfigError(f"{what} and {seen[target]} are one file, {path}: the second would overwrite the first; give each its own")
         seen[target] = what
-    for given in inputs:
-        if given.is_file() and given.suffix in JSON_SUFFIXES and _blank(given):
+    for label, given in inputs:
+        if label == "the recipe's input" and given.is_file() and given.suffix in JSON_SUFFIXES and _blank(given):
             raise ConfigError(f"{given} is empty: Data-Juicer cannot read a dataset with no rows; give it rows or leave it out")
     export = getattr(cfg, "export_path", None)
     if export and Path(export).exists() and not os.environ.get(ATOMIC_EXPORT_ENV) and export not in _hinted:

@@ -40,6 +40,8 @@ class TopkOp(ScoringOp):
         domain_ratios: dict | None = None,
         score_source: str = keys.DEFAULT_SCORE,
         coverage: bool = False,
+        share_exponent: float = 0.0,
+        rate_cap: float | None = None,
         *args,
         **kwargs,
     ):
@@ -59,7 +61,17 @@ class TopkOp(ScoringOp):
             or "predictor" (the paper's reward head, stats ``daar_diversity``).
         :param coverage: spread each budget (the pool's, or each domain's quota) over the bundle's
             sub-domains (meta ``daar_subdomain``) in proportion to their rows, and fill each
-            sub-domain's part with its best samples, so no sub-domain is passed over (default false).
+            sub-domain's part with its best samples (default false). A sub-domain too small for a
+            whole row of its proportional part (fewer than about 1 / rate rows) gets none, and its rows
+            compete for the rows the parts leave over.
+        :param share_exponent: ``balanced`` only: each domain's part of the budget is proportional
+            to its rows to this power: 0 (default) gives every domain an equal part, 1 a part in
+            proportion to its rows (a random sample's mix), 0.5 the compromise between them.
+        :param rate_cap: no domain and, with ``coverage``, no sub-domain gives more than
+            ceil(rate_cap x the selection's overall rate x its rows) samples; the budget a capped
+            group cannot take goes to the others by their parts (water-filling). A number >= 1;
+            null (default) for no cap. It bounds how far a small pseudo-domain (often one source,
+            where the domains are wrong) can be over-sampled.
         """
         super().__init__(*args, **kwargs)
         self.spec = settings(
@@ -72,6 +84,8 @@ class TopkOp(ScoringOp):
             domains=self.domain_names,
             coverage=coverage,
             score_source=score_source,
+            share_exponent=share_exponent,
+            rate_cap=rate_cap,
         )
         self.score_source = self.spec.score_source
 
@@ -79,11 +93,11 @@ class TopkOp(ScoringOp):
     def wanted(self) -> tuple[str, ...]:
         """The values the selection reads per row: the score, the domain when domain quotas apply
         and the sub-domain with coverage."""
-        return (self.score_source, *(("domain",) if self.spec.shares else ()), *(("subdomain",) if self.spec.coverage else ()))
+        return (self.score_source, *(("domain",) if self.spec.needs_domains else ()), *(("subdomain",) if self.spec.coverage else ()))
 
     def pick(self, values: Sequence[dict[str, Any]]) -> np.ndarray:
         """Indices (ascending) of the rows to keep."""
-        return self.spec.pick(*score_columns(values, self.score_source))
+        return self.spec.pick(*score_columns(values, self.score_source), who=self._name)
 
     def select_dataset(self, dataset):
         """The selection on a Data-Juicer dataset; values earlier ops did not store are scored here."""
@@ -108,7 +122,7 @@ def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Seq
     # the upstream ops, backbone included
     dataset = dataset.materialize()
     columns = set(dataset.columns())  # cheap once materialized
-    needs_meta = bool(spec.shares) or spec.coverage
+    needs_meta = spec.needs_domains or spec.coverage
     if Fields.stats not in columns or (needs_meta and Fields.meta not in columns):
         needed = "daar_domain_probe_mapper and daar_diversity_score_filter" if needs_meta else "daar_diversity_score_filter"
         raise ConfigError(f"{who}: under Ray, put {needed} (same bundle_path) before this op")
@@ -141,7 +155,7 @@ def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Seq
         domains[pos] = batch.column("domain").to_pylist()
         groups[pos] = batch.column("subdomain").to_numpy()
     keep = np.zeros(n, dtype=bool)
-    keep[spec.pick(scores, domains.tolist(), groups)] = True
+    keep[spec.pick(scores, domains.tolist(), groups, who=who)] = True
     keep_ref = ray.put(keep)
     logger.info(f"{who}: keeping {int(keep.sum())} of {n} rows, filtered on the nodes that hold them")
 

@@ -8,8 +8,9 @@ benchmarks. Ties are broken by input position; the result is sorted by input pos
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 from loguru import logger
@@ -20,6 +21,7 @@ from ..options import Flag, Number, OneOf, Settings, option
 
 MODES = ("overall", "balanced", "custom")
 SHARE = Number(low=0)  # a domain's share of the budget
+K = TypeVar("K", bound=Hashable)
 
 
 def budget(n: int, topk: int | None, top_ratio: float | None) -> int:
@@ -60,56 +62,111 @@ def validate_ratios(ratios: object, domains: Sequence[str]) -> dict[str, float]:
 
 
 def equal_shares(domains: Sequence[str]) -> dict[str, float]:
-    """The balanced mode's shares: every domain the same part of the budget."""
+    """Every domain the same part of the budget (``balanced`` with ``share_exponent`` 0)."""
     return {d: 1.0 / len(domains) for d in domains}
+
+
+def tempered_shares(sizes: Mapping[str, float], exponent: float) -> dict[str, float]:
+    """Each group's weight: its size to the power ``exponent`` (0: equal, 1: proportional); empty groups 0."""
+    return {g: float(size) ** exponent if size > 0 else 0.0 for g, size in sizes.items()}
+
+
+def water_fill(total: int, weights: Mapping[K, float], room: Mapping[K, int]) -> dict[K, int]:
+    """Split ``total`` by ``weights`` with no group above its ``room``: what a full group cannot take
+    goes to the others by their weights, round after round (largest remainder in each). Groups of
+    weight 0 get nothing; the parts sum to ``total`` unless the open groups' rooms are smaller."""
+    out = dict.fromkeys(weights, 0)
+    open_ = [g for g, w in weights.items() if w > 0 and room[g] > 0]
+    while (left := total - sum(out.values())) > 0 and open_:
+        weight = sum(weights[g] for g in open_)
+        for g, q in quotas(left, {g: weights[g] / weight for g in open_}).items():
+            out[g] += min(q, room[g] - out[g])
+        open_ = [g for g in open_ if out[g] < room[g]]
+    return out
+
+
+def rate_room(sizes: np.ndarray, rate: float, cap: float | None) -> np.ndarray:
+    """The most rows a group of each size may give: all of them, or with a rate cap ``c`` at most
+    ceil(c x the selection's overall rate x its rows)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    return sizes if cap is None else np.minimum(sizes, np.ceil(cap * rate * sizes - 1e-9).astype(np.int64))
+
+
+def rank_in_group(codes: np.ndarray) -> np.ndarray:
+    """Each element's position among the earlier elements of its own code (0 for the first)."""
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    first = np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    ranks = np.empty(len(codes), dtype=np.int64)
+    ranks[order] = np.arange(len(codes)) - first
+    return ranks
 
 
 def select(
     scores: Sequence[float],
     domains: Sequence[str],
     k: int,
-    shares: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | None = None,
     groups: Sequence[int] | None = None,
+    cap: float | None = None,
+    fill: bool = True,
 ) -> np.ndarray:
-    """Indices (ascending) of the ``k`` rows to keep.
+    """Indices (ascending) of up to ``k`` rows to keep, best scores first.
 
-    Without ``shares`` the budget is the whole pool's; with ``shares`` each domain gets its quota
-    of it. Without ``groups`` a budget is filled with its best rows; with ``groups`` (a sub-domain
-    per row; negative = none, e.g. no text) it is first split over the sub-domains in proportion to
-    their rows (within the domain), and each sub-domain's part is filled with its best rows. Quota a
-    sub-domain cannot fill goes to its domain's best remaining rows; quota a domain cannot fill is
-    shared over the domains that still have rows, by their shares; then to the best remaining rows.
+    Without ``weights`` the budget is the whole pool's; with ``weights`` (per domain, any scale)
+    each domain gets its part by water-filling: a domain that cannot fill its part (too few rows,
+    or its cap) hands the rest to the others by their weights. With ``groups`` (a sub-domain per
+    row; negative = none) a budget is first split over the sub-domains in proportion to their rows,
+    each part filled with its best rows; what they cannot fill goes to the domain's best rest.
+    ``cap`` (the rate cap c >= 1): no domain and no sub-domain gives more than ceil(c x k / n x its
+    rows). ``fill``: rows still missing come from the best rest of any domain (``custom`` keeps
+    only its domains, so its selection can be smaller than ``k``).
     """
     scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
     k = max(0, min(k, n))
     ranked = np.lexsort((np.arange(n), -scores))  # best first, earlier row first on ties
-    if (not shares and groups is None) or k == 0:
+    if (weights is None and groups is None and cap is None) or k == 0:
         return np.sort(ranked[:k])
-    taken = np.zeros(n, dtype=bool)
+    rate = k / n
+    taken = np.zeros(n, dtype=bool)  # over ranked positions
     labels = np.asarray(domains, dtype=object)[ranked]
-    cells = None if groups is None else np.asarray(groups)[ranked]
+    cells = None if groups is None else np.asarray(groups, dtype=np.int64)[ranked]
 
-    def take(inside: np.ndarray, q: int) -> None:
-        """Mark the best ``q`` untaken rows among ``inside`` (a mask over ``ranked``)."""
-        taken[ranked[inside & ~taken[ranked]][:q]] = True
+    def take(inside: np.ndarray, q: int, codes: np.ndarray | None = None, room: Mapping[int, int] | None = None) -> None:
+        """Mark the best ``q`` untaken rows among ``inside``; with ``codes``/``room``, no code above its room."""
+        free = np.flatnonzero(inside & ~taken)
+        if codes is not None and len(free):
+            present, which = np.unique(codes[free], return_inverse=True)
+            left = np.array([room.get(g, n) - int((taken & (codes == g)).sum()) for g in present.tolist()])
+            free = free[rank_in_group(which) < left[which]]
+        taken[free[: max(0, q)]] = True
 
-    for d, q in (quotas(k, shares) if shares else {None: k}).items():
+    names, sizes = np.unique(labels.astype(str), return_counts=True)
+    if weights is not None:
+        room = dict(zip(names.tolist(), rate_room(sizes, rate, cap).tolist()))
+        order = [d for d in weights if d in room] + [d for d in room if d not in weights]  # ties go to the earlier domain
+        budgets = water_fill(k, {d: float(weights.get(d, 0.0)) for d in order}, room)
+    elif cap is not None and cells is None:  # overall with a cap: the best rows, no domain above its room
+        codes = np.unique(labels.astype(str), return_inverse=True)[1]
+        take(np.ones(n, dtype=bool), k, codes, dict(enumerate(rate_room(sizes, rate, cap).tolist())))
+        budgets = {}
+    else:
+        budgets = {None: k}
+    for d, q in budgets.items():
         inside = np.ones(n, dtype=bool) if d is None else labels == d
         if cells is not None:
-            names, sizes = np.unique(cells[inside & (cells >= 0)], return_counts=True)  # rows without a sub-domain get no quota
-            for g, qg in quotas(q, {g: c / max(1, sizes.sum()) for g, c in zip(names.tolist(), sizes)}).items():
+            subs, counts = np.unique(cells[inside & (cells >= 0)], return_counts=True)  # rows without a sub-domain get no part
+            room = dict(zip(subs.tolist(), rate_room(counts, rate, cap).tolist()))
+            for g, qg in water_fill(q, dict(zip(subs.tolist(), counts.tolist())), room).items():
                 take(inside & (cells == g), qg)
-        take(inside, q - int(taken[ranked][inside].sum()))  # what the sub-domains could not fill: the domain's best rest
-    # quota a domain cannot fill is shared over the domains that still have rows, by their shares
-    while shares and k > taken.sum():
-        spare = {d: r for d, r in shares.items() if r > 0 and (~taken[ranked] & (labels == d)).any()}
-        if not spare:
-            break
-        for d, q in quotas(k - int(taken.sum()), {d: r / sum(spare.values()) for d, r in spare.items()}).items():
-            take(labels == d, q)
-    take(np.ones(n, dtype=bool), k - int(taken.sum()))  # still short (rows of no share's domain): the best rest
-    return np.flatnonzero(taken)
+            take(inside, q - int(taken[inside].sum()), cells, room)  # what the sub-domains could not fill
+        else:
+            take(inside, q)
+    if fill:
+        take(np.ones(n, dtype=bool), k - int(taken.sum()))  # still short (rows of no weighted domain): the best rest
+    return np.sort(ranked[taken])
 
 
 @dataclass(frozen=True)
@@ -123,6 +180,8 @@ class TopkSpec(Settings):
     shares: dict[str, float] | None = None  # per domain, from ``mode`` (None: the whole pool's budget)
     coverage: bool = option(False, check=Flag())
     score_source: str = option(DEFAULT_SCORE, check=SCORE_SOURCE)  # the score the caller ranks by (``keys.SCORES``)
+    share_exponent: float = option(0.0, check=Number(low=0, high=1))  # balanced: a domain's part ∝ its rows ** exponent
+    rate_cap: float | None = option(None, check=Number(low=1, nullable=True))  # no group above cap x the overall rate
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -131,16 +190,30 @@ class TopkSpec(Settings):
 
     @classmethod
     def build(
-        cls, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], coverage: bool = False, score_source: str = DEFAULT_SCORE
+        cls,
+        topk,
+        top_ratio,
+        mode,
+        domain_ratios,
+        domains: Sequence[str],
+        coverage: bool = False,
+        score_source: str = DEFAULT_SCORE,
+        share_exponent: float = 0.0,
+        rate_cap: float | None = None,
     ) -> TopkSpec:
         """The request of a selector's parameters; ``domain_ratios`` (mode ``custom`` only) is checked
         against the bundle's ``domains``. Each problem is one ``ConfigError`` line."""
-        request = cls(topk, top_ratio, mode, None, coverage, score_source)
+        request = cls(topk, top_ratio, mode, None, coverage, score_source, share_exponent, rate_cap)
         if (mode == "custom") != (domain_ratios is not None):
             raise ConfigError("domain_ratios is required with mode 'custom' and only allowed there", option="domain_ratios")
         if mode == "overall":
             return request
         return replace(request, shares=equal_shares(domains) if mode == "balanced" else validate_ratios(domain_ratios, domains))
+
+    @property
+    def needs_domains(self) -> bool:
+        """Whether the pick reads each row's domain (domain parts, or a cap on them)."""
+        return self.shares is not None or self.rate_cap is not None
 
     def budget(self, n: int) -> int:
         return budget(n, self.topk, self.top_ratio)
@@ -152,8 +225,25 @@ class TopkSpec(Settings):
         elif self.budget(n) == 0:
             logger.warning(f"{who}: top_ratio {self.top_ratio} of {n} rows rounds down to 0: the selection is empty")
 
-    def pick(self, scores: Sequence[float], domains: Sequence[str], groups: Sequence[int] | None = None) -> np.ndarray:
+    def weights(self, domains: Sequence[str]) -> dict[str, float] | None:
+        """Each domain's weight in the budget: ``custom``'s ratios, or ``balanced``'s rows ** ``share_exponent``."""
+        if self.mode != "balanced":
+            return self.shares
+        names, counts = np.unique(np.asarray(domains, dtype=object).astype(str), return_counts=True)
+        sizes = dict(zip(names.tolist(), counts.tolist()))
+        return tempered_shares({d: sizes.get(d, 0) for d in self.shares}, self.share_exponent)
+
+    def pick(self, scores: Sequence[float], domains: Sequence[str], groups: Sequence[int] | None = None, who: str = "") -> np.ndarray:
         """Indices (ascending) of the rows to keep (``groups``: the sub-domains, read with coverage)."""
         if self.coverage and groups is None:
             raise ConfigError("coverage selection needs each row's sub-domain")
-        return select(scores, domains, self.budget(len(scores)), self.shares, groups if self.coverage else None)
+        k = self.budget(len(scores))
+        weights = self.weights(domains) if self.shares is not None else None
+        kept = select(scores, domains, k, weights, groups if self.coverage else None, self.rate_cap, fill=self.mode != "custom")
+        if len(kept) < k:
+            listed = sorted(d for d, r in self.shares.items() if r > 0)
+            logger.warning(
+                f"{who or 'selector'}: mode custom keeps {len(kept)} of the {k} rows asked for: the listed domains "
+                f"{listed} have no more rows{' within the rate cap' if self.rate_cap else ''} (domains left out of domain_ratios give none)"
+            )
+        return kept

@@ -26,8 +26,11 @@ from ..errors import ConfigError
 
 
 def _aside(path: str) -> str:
-    """A hidden name beside ``path`` with the same suffix (Data-Juicer picks the format by it)."""
+    """A hidden name beside ``path`` with the same suffix, or none when it has none (Data-Juicer
+    picks the format by it; a Ray folder export has none)."""
     p = Path(path)
+    if not p.suffix:
+        return str(p.with_name(f".partial-{os.getpid()}-{p.name}"))
     return str(p.with_name(f".{p.stem}.partial-{os.getpid()}{p.suffix}"))
 
 
@@ -78,7 +81,9 @@ def plan(recipe: dict, extra: list[str]) -> tuple[dict, list[str], list[tuple[st
     if str(_override(extra, "export_shard_size") or recipe.get("export_shard_size") or 0) not in ("0", "0.0"):
         raise ConfigError("export_shard_size writes several files: daar process renames one export; run dj-process directly")
     aside = _aside(export)
-    pairs = [(aside, export), (stats_sibling(aside), stats_sibling(export))]
+    pairs = [(aside, export)]
+    if stats_sibling(export) and (_override(extra, "executor_type") or recipe.get("executor_type")) != "ray":
+        pairs.append((stats_sibling(aside), stats_sibling(export)))
     process = []
     for op in recipe.get("process") or []:
         if isinstance(op, dict):
@@ -117,7 +122,8 @@ def run_process(config: str | Path, extra: list[str]) -> int:
     renamed, extra, pairs = plan(recipe, list(extra))
     # what the ops would refuse once Data-Juicer has loaded the data, and an empty input, which
     # Data-Juicer's loader fails on (a long traceback) before any op is built: refused here, first
-    check_recipe_paths(Namespace(**{**recipe, "export_path": pairs[0][1]}))
+    inputs = {name: value for name in ("dataset_path",) if (value := _override(extra, name)) is not None}
+    check_recipe_paths(Namespace(**{**recipe, **inputs, "export_path": pairs[0][1]}))
     with tempfile.TemporaryDirectory(prefix="daar-process-") as tmp:
         copy = Path(tmp) / Path(config).name
         copy.write_text(yaml.safe_dump(renamed, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -84,3 +84,20 @@ def test_folder_of_one_format_passes_and_a_mixed_one_is_refused(tmp_path):
     (folder / "sub" / "c.parquet").write_bytes(b"")
     with pytest.raises(ConfigError, match=r"holds 2 JSON file\(s\) and 1 Parquet file\(s\): Data-Juicer reads one format per folder"):
         check_one_format(folder)
+
+
+@pytest.mark.parametrize(
+    "spelling, expected",
+    [
+        ("{a} {b}", ["{a}", "{b}"]),
+        ("1.0 {a} 0.5 {b}", ["{a}", "{b}"]),
+        ("{a}", ["{a}"]),
+        ("'{a}'", ["{a}"]),
+    ],
+)
+def test_every_path_of_a_multi_file_dataset_path_is_an_input(tmp_path, spelling, expected):
+    from data_juicer_daar.dj.dropped_rows import local_inputs
+
+    a, b = write_jsonl(tmp_path / "a.jsonl", ROWS), write_jsonl(tmp_path / "b.jsonl", ROWS)
+    cfg = Namespace(dataset_path=spelling.format(a=a, b=b))
+    assert local_inputs(cfg) == [e.format(a=a, b=b) for e in expected]

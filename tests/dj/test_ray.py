@@ -71,6 +71,7 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
     [
         ({"top_ratio": 0.2}, True),
         ({"topk": 50, "mode": "custom", "domain_ratios": {"coding": 0.5, "mathematics": 0.5}, "coverage": True}, False),
+        ({"top_ratio": 0.3, "mode": "balanced", "share_exponent": 0.5, "rate_cap": 1.25, "coverage": True}, False),
     ],
 )
 def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path, params, export_stats):
@@ -89,7 +90,7 @@ def test_ray_and_default_select_the_same_rows(ray_cluster, tiny_bundle, tmp_path
         export_stats=export_stats,
         **params,
     )
-    expected = params.get("topk") or int(0.2 * len(rows))
+    expected = params.get("topk") or int(params["top_ratio"] * len(rows))
     assert len(default) == expected
     assert sorted(r["id"] for r in ray) == sorted(r["id"] for r in default)
     if not export_stats:
@@ -200,3 +201,21 @@ def test_ray_started_by_the_run_itself(tiny_bundle, tmp_path):
         top_ratio=0.2,
     )
     assert len(ray) == 20
+
+
+@pytest.mark.parametrize("runner", ["dj-process", "daar process"])
+def test_the_shipped_ray_recipe_runs_as_written(tiny_bundle, tmp_path, runner):
+    # recipes/daar_select_ray.yaml with only its paths changed: a folder export (no suffix), Ray started by the run
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes" / "daar_select_ray.yaml").read_text())
+    config["dataset_path"] = str(write_jsonl(tmp_path / "demo_corpus.jsonl", theme_rows(25)))
+    config["export_path"] = str(tmp_path / "outputs" / "selected_ray")
+    for op in config["process"]:
+        next(iter(op.values()))["bundle_path"] = str(tiny_bundle)
+    recipe = tmp_path / "daar_select_ray.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    command = [str(BIN / "dj-process")] if runner == "dj-process" else [str(BIN / "daar"), "process"]
+    result = subprocess.run([*command, "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    selected = exported_rows(tmp_path / "outputs" / "selected_ray")
+    assert len(selected) == 20 and len({r["id"] for r in selected}) == 20
+    assert not [p.name for p in (tmp_path / "outputs").iterdir() if p.name.startswith(".")]  # nothing left aside

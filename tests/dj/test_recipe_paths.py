@@ -42,6 +42,30 @@ def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
             "the export's stats file {t}/pool_stats.jsonl is the recipe's input",
         ),
         (lambda t: {"dataset_path": str(write_jsonl(t / "empty.jsonl", []))}, "{t}/empty.jsonl is empty"),
+        # dataset_path as Data-Juicer reads it: several paths, each with an optional weight before it
+        (
+            lambda t: {
+                "dataset_path": f"{t / 'pool.jsonl'} {write_jsonl(t / 'v3.jsonl', theme_rows(1))}",
+                "export_path": str(t / "v3.jsonl"),
+            },
+            "export_path {t}/v3.jsonl is the recipe's input {t}/v3.jsonl",
+        ),
+        (
+            lambda t: {"dataset_path": f"1.0 {write_jsonl(t / 'v6.jsonl', theme_rows(1))}", "export_path": str(t / "v6.jsonl")},
+            "export_path {t}/v6.jsonl is the recipe's input {t}/v6.jsonl",
+        ),
+        # an export onto what the ops read: the bundle, the model
+        (
+            lambda t: {
+                "process": [{"daar_domain_probe_mapper": {"bundle_path": str(t / "b_x")}}],
+                "export_path": str(t / "b_x" / "manifest.json"),
+            },
+            "export_path {t}/b_x/manifest.json is inside daar_domain_probe_mapper's bundle_path {t}/b_x",
+        ),
+        (
+            lambda t: {"process": [{"daar_diversity_score_filter": {"model_path": str(t / "m")}}], "export_path": str(t / "m" / "x.jsonl")},
+            "export_path {t}/m/x.jsonl is inside daar_diversity_score_filter's model_path {t}/m",
+        ),
     ],
 )
 def test_outputs_over_inputs_or_each_other_and_empty_inputs_are_refused(tmp_path, paths, message):
@@ -61,3 +85,22 @@ def test_dj_process_refuses_an_export_over_its_input_before_scoring(tmp_path, ti
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "is the recipe's input" in output and "backbone embedded" not in output
     assert pool.read_bytes() == before  # the 40 rows are still there
+
+
+def test_a_folder_export_under_ray_has_no_stats_file_and_passes(tmp_path):
+    # Data-Juicer's Ray exporter writes a folder of shards and no stats file beside it
+    check_recipe_paths(cfg(tmp_path, executor_type="ray", export_path=str(tmp_path / "out" / "selected_ray")))
+
+
+@pytest.mark.slow
+def test_dj_process_refuses_an_export_over_one_of_several_inputs_before_scoring(tmp_path, tiny_bundle):
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(10))
+    other = write_jsonl(tmp_path / "v3.jsonl", theme_rows(10))
+    before = other.read_bytes()
+    op = {"bundle_path": str(tiny_bundle)}
+    process = [{"daar_domain_probe_mapper": op}, {"daar_topk_reward_selector": {**op, "topk": 8}}]
+    config = recipe(tmp_path, None, process, dataset_path=f"{pool} {other}", export_path=str(other))
+    result = dj("dj-process", config, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "is the recipe's input" in output and "backbone embedded" not in output
+    assert other.read_bytes() == before

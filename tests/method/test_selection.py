@@ -1,8 +1,11 @@
+import math
 from collections import Counter
 
+import numpy as np
 import pytest
+from loguru import logger
 
-from data_juicer_daar.method.selection import TopkSpec, budget, equal_shares, quotas, select, validate_ratios
+from data_juicer_daar.method.selection import TopkSpec, budget, equal_shares, quotas, select, validate_ratios, water_fill
 
 DOMAINS = ["a", "b", "c"]
 
@@ -37,8 +40,10 @@ def test_balanced_equal_share_best_first_within_domain():
 def test_short_domain_quota_goes_to_best_remaining():
     scores = [0.9, 0.8, 0.7, 0.1, 0.2]
     domains = ["a", "a", "a", "b", "b"]
-    # k=4 balanced over a,b,c: quotas 2/1/1; c has no rows -> its 1 goes to the best remaining (a, 0.7)
-    assert select(scores, domains, 4, equal_shares(DOMAINS)).tolist() == [0, 1, 2, 4]
+    # k=4 balanced over a,b,c: c has no rows, so its part is water-filled to a and b equally: 2 / 2
+    assert select(scores, domains, 4, equal_shares(DOMAINS)).tolist() == [0, 1, 3, 4]
+    # b has only 2 rows: at k=5 a takes the rest
+    assert select(scores, domains, 5, equal_shares(DOMAINS)).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_custom_ratios():
@@ -141,3 +146,100 @@ def test_a_selection_that_keeps_nothing_says_so(warnings):
         "sel: top_ratio 0.1 of 5 rows rounds down to 0: the selection is empty",
         "sel: no rows reached the selector (an earlier op kept none): the selection is empty",
     ]
+
+
+# share rules: tempered parts, the rate cap and water-filling, on pools whose right counts are known
+
+
+def skewed(sizes: dict[str, int]) -> list[str]:
+    return [d for d, count in sizes.items() for _ in range(count)]
+
+
+def counts(domains: list[str], picked) -> dict[str, int]:
+    return dict(Counter(domains[i] for i in picked))
+
+
+@pytest.mark.parametrize(
+    "exponent, expected",
+    [
+        (0.0, {"a": 10, "b": 10, "c": 10, "d": 10}),  # equal
+        (1.0, {"a": 24, "b": 8, "c": 4, "d": 4}),  # proportional: a random sample's mix
+        (0.5, {"a": 16, "b": 9, "c": 8, "d": 7}),  # sqrt: 600:300:100:100 ** 0.5 = 24.5 : 14.1 : 10 : 10 ... of 40, water-filled
+    ],
+)
+def test_tempered_shares_give_each_domain_rows_to_the_power(exponent, expected):
+    domains = skewed({"a": 600, "b": 200, "c": 100, "d": 100})
+    spec = TopkSpec.build(40, None, "balanced", None, ["a", "b", "c", "d"], share_exponent=exponent)
+    picked = spec.pick(np.zeros(len(domains)), domains)
+    got = counts(domains, picked)
+    assert sum(got.values()) == 40
+    weights = {d: n**exponent for d, n in {"a": 600, "b": 200, "c": 100, "d": 100}.items()}
+    assert got == quotas(40, {d: w / sum(weights.values()) for d, w in weights.items()})
+    if exponent != 0.5:
+        assert got == expected
+
+
+def test_the_rate_cap_bounds_a_one_source_domain_and_water_fills_the_rest():
+    # d is one small source: equal parts would give it 25 of 100 rows (a rate of 0.5 on its 50 rows);
+    # with cap 1.5 at an overall rate of 100 / 1000 it gives at most ceil(1.5 * 0.1 * 50) = 8
+    domains = skewed({"a": 700, "b": 150, "c": 100, "d": 50})
+    for cap in (1.0, 1.5, 2.0, 3.0):
+        spec = TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], rate_cap=cap)
+        got = counts(domains, spec.pick(np.random.default_rng(0).random(1000), domains))
+        assert sum(got.values()) == 100  # the quotas sum to the budget
+        for d, size in {"a": 700, "b": 150, "c": 100, "d": 50}.items():
+            assert got.get(d, 0) <= math.ceil(cap * 0.1 * size)  # never above c x its random share
+        # water-filling: what the capped small domains cannot take goes to the ones with room, equally
+        room = {d: min(size, math.ceil(cap * 0.1 * size - 1e-9)) for d, size in {"a": 700, "b": 150, "c": 100, "d": 50}.items()}
+        assert got == water_fill(100, dict.fromkeys(room, 1.0), room)
+    capped = counts(domains, TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], rate_cap=1.5).pick(np.zeros(1000), domains))
+    assert capped == {"a": 54, "b": 23, "c": 15, "d": 8}  # 25 each; c and d full at 15 and 8, b at 23; a takes the rest
+
+
+def test_water_fill_gives_a_full_groups_rest_to_the_others_by_weight():
+    assert water_fill(10, {"x": 1.0, "y": 1.0, "z": 2.0}, {"x": 1, "y": 9, "z": 9}) == {"x": 1, "y": 3, "z": 6}
+    assert water_fill(10, {"x": 1.0, "y": 0.0}, {"x": 4, "y": 9}) == {"x": 4, "y": 0}  # weight 0: nothing, even when short
+    assert water_fill(0, {"x": 1.0}, {"x": 3}) == {"x": 0}
+
+
+def test_the_rate_cap_also_bounds_sub_domains_and_the_overall_mode():
+    rng = np.random.default_rng(1)
+    domains = skewed({"a": 300, "b": 100})
+    scores = np.r_[rng.random(300) * 0.5, 0.5 + rng.random(100)]  # b scores higher: overall would take b first
+    uncapped = counts(domains, select(scores, domains, 80))
+    assert uncapped == {"b": 80}
+    capped = counts(domains, select(scores, domains, 80, cap=2.0))  # rate 0.2: b gives at most 40
+    assert capped == {"b": 40, "a": 40}
+    groups = np.r_[np.zeros(290, dtype=int), np.ones(10, dtype=int), np.full(100, 2)]
+    picked = select(scores, domains, 80, {"a": 1.0, "b": 1.0}, groups, cap=1.5)
+    per_group = Counter(int(groups[i]) for i in picked)
+    assert len(picked) == 80
+    assert per_group[1] <= math.ceil(1.5 * 0.2 * 10) and per_group[2] <= math.ceil(1.5 * 0.2 * 100)
+
+
+def test_share_rules_are_deterministic_and_identical_for_a_copy_of_the_input():
+    rng = np.random.default_rng(2)
+    domains = list(rng.choice(["a", "b", "c", "d"], size=500, p=[0.6, 0.25, 0.1, 0.05]))
+    scores, groups = rng.random(500), rng.integers(0, 12, size=500)
+    spec = TopkSpec.build(None, 0.2, "balanced", None, ["a", "b", "c", "d"], coverage=True, share_exponent=0.5, rate_cap=2.0)
+    first = spec.pick(scores, domains, groups)
+    assert first.tolist() == spec.pick(scores.copy(), list(domains), groups.copy()).tolist()
+    assert len(first) == 100 and len(set(first.tolist())) == 100
+
+
+def test_custom_never_takes_rows_of_a_domain_left_out_and_warns_when_short():
+    # 4 reasoning rows, topk 10, reasoning only: 4 rows, no mathematics, one warning
+    domains = ["reasoning"] * 4 + ["mathematics"] * 20
+    spec = TopkSpec.build(10, None, "custom", {"reasoning": 1.0}, ["reasoning", "mathematics"])
+    said: list[str] = []
+    sink = logger.add(lambda m: said.append(m.record["message"]), level="WARNING")
+    try:
+        picked = spec.pick(np.linspace(0, 1, 24), domains, who="daar_topk_reward_selector")
+    finally:
+        logger.remove(sink)
+    assert counts(domains, picked) == {"reasoning": 4}
+    assert len(said) == 1 and "keeps 4 of the 10 rows" in said[0]
+    # a listed domain that runs out hands its part to the other listed ones only
+    spec = TopkSpec.build(10, None, "custom", {"reasoning": 0.5, "mathematics": 0.5}, ["reasoning", "mathematics", "coding"])
+    picked = spec.pick(np.zeros(44), domains + ["coding"] * 20)
+    assert counts(domains + ["coding"] * 20, picked) == {"reasoning": 4, "mathematics": 6}

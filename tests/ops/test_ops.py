@@ -150,6 +150,23 @@ def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, sou
     assert expected == sorted(expected, key=[r["id"] for r in rows].index)  # input order kept
 
 
+@pytest.mark.parametrize("exponent, cap", [(0.5, None), (1.0, 1.25), (0.0, 2.0)])
+def test_selector_share_rules_match_the_reference_selection(tiny_bundle, exponent, cap):
+    from data_juicer_daar.method.selection import select, tempered_shares
+
+    rows = theme_rows(10)
+    path = str(tiny_bundle)
+    scored = run_ops([DaarDomainProbeMapper(bundle_path=path), DaarDiversityScoreFilter(bundle_path=path)], rows)
+    scores = [s[keys.PROBE_ENTROPY] for s in scored[Fields.stats]]
+    domains = [m[keys.DOMAIN] for m in scored[Fields.meta]]
+    names = ["common_sense", "reasoning", "mathematics", "coding"]
+    weights = tempered_shares({d: domains.count(d) for d in names}, exponent)
+    expected = [rows[i]["id"] for i in select(scores, domains, 10, weights, cap=cap)]
+    op = DaarTopkRewardSelector(bundle_path=path, topk=10, mode="balanced", share_exponent=exponent, rate_cap=cap)
+    assert op.run(scored)["id"] == expected
+    assert len(expected) == 10
+
+
 @pytest.mark.parametrize("skip_op_error", [True, False])
 def test_hostile_samples_are_kept_with_defined_results(tiny_bundle, skip_op_error):
     rows = theme_rows(2) + HOSTILE

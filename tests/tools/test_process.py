@@ -95,3 +95,13 @@ def test_an_export_over_the_input_or_an_empty_input_is_one_line_before_dj_proces
     errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
     assert result.returncode == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
     assert (tmp_path / "pool.jsonl").read_bytes() == pool
+
+
+def test_a_dataset_path_override_naming_the_export_is_refused_before_dj_process_starts(tmp_path, tiny_bundle):
+    config = selection_recipe(tmp_path, tiny_bundle)
+    export = write_jsonl(tmp_path / "out" / "selected.jsonl", theme_rows(10))
+    before = export.read_bytes()
+    result = daar_process(config, tmp_path, "--dataset_path", str(export))
+    errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "is the recipe's input" in errors[0]
+    assert export.read_bytes() == before
