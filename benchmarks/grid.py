@@ -71,10 +71,23 @@ CONDITIONS = {
 RANDOM = "random"
 KMQ = "kMQ-style (bundle sub-domains)"
 SHIPPED = daar_name("balanced", True, "probe_entropy")
+ORACLE = "DaaR balanced + coverage on the true domains (oracle)"
 #: named sets of selectors
 SETS = {
     "first": [RANDOM, KMQ, SHIPPED],
     "screen": [RANDOM, KMQ, SHIPPED, *(share_name(a, c) for a in SHARE_EXPONENTS for c in RATE_CAPS)],
+    # round 1, chosen from the composition screen before any of its fine-tunes ran (benchmarks/README.md, section 11)
+    "round1": [
+        RANDOM,
+        KMQ,
+        SHIPPED,
+        share_name(0.0, 1.5),
+        share_name(0.5, 1.5),
+        share_name(0.5, None),
+        share_name(1.0, None),
+        share_name(0.5, 1.5, inside="random"),
+    ],
+    "oracle": [ORACLE],
 }
 
 

@@ -65,8 +65,9 @@ class Number(Rule):
     def describe(self) -> str:
         if self.what:
             return self.what
-        lo = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
-        hi = "" if self.high is None else f"{'<' if self.open_high else '<='} {self.high:g}"
+        show = (lambda v: str(int(v))) if self.integer else (lambda v: f"{v:g}")
+        lo = "" if self.low is None else f"{'>' if self.open_low else '>='} {show(self.low)}"
+        hi = "" if self.high is None else f"{'<' if self.open_high else '<='} {show(self.high)}"
         rule = " and ".join(r for r in (lo, hi) if r)
         return f"{'an integer' if self.integer else 'a finite number'}{' ' + rule if rule else ''}"
 
@@ -117,13 +118,14 @@ class Widths(Rule):
     nullable: bool = False
 
     def ok(self, value: Any) -> bool:
-        return isinstance(value, list) and bool(value) and all(Number(integer=True, low=1).ok(v) for v in value)
+        return isinstance(value, list) and bool(value) and all(Number(integer=True, low=1, high=MAX_WIDTH).ok(v) for v in value)
 
     def describe(self) -> str:
-        return "a list of widths (positive integers, e.g. 512,256)"
+        return f"a list of widths (integers from 1 to {MAX_WIDTH}, e.g. 512,256)"
 
 
 DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+MAX_WIDTH = 65536  # a head layer of d x 65536 floats is already ~0.2 GB for d = 768
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,19 @@ class Device(Rule):
     nullable: bool = True
 
     def ok(self, value: Any) -> bool:
-        return isinstance(value, str) and DEVICE.fullmatch(value) is not None
+        if not isinstance(value, str) or DEVICE.fullmatch(value) is None:
+            return False
+        if value == "cpu":
+            return True
+        import torch  # only for a device other than the CPU
+
+        if value == "mps":
+            return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        # CUDA: a build without it is explained where the device is picked (backbone.pick_device)
+        return not torch.cuda.is_available() or value == "cuda" or int(value.split(":")[1]) < torch.cuda.device_count()
 
     def describe(self) -> str:
-        return "cpu, cuda, cuda:N, mps"
+        return "cpu, cuda, cuda:N (N below the visible GPUs) or mps (where this torch build has it)"
 
 
 def option(
@@ -198,6 +209,12 @@ def _default(f: Field) -> Any:
     if _required(f):
         return None
     return f.default_factory() if f.default is MISSING else f.default
+
+
+def declared(config: type, name: str) -> Any:
+    """The default ``config`` declares for its field ``name``: an op's signature takes its defaults
+    from here, so each default is written once (a layout test ties the two)."""
+    return _default(next(f for f in fields(config) if f.name == name))
 
 
 def add_options(parser: argparse.ArgumentParser, config: type, only: Collection[str] | None = None) -> None:

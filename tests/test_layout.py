@@ -76,7 +76,7 @@ def test_every_setting_is_declared_with_its_rule_in_a_settings_class():
     from data_juicer_daar.ops import DaarDiversityScoreFilter, DaarDomainProbeMapper, DaarTopkRewardSelector
     from data_juicer_daar.options import Rule, Settings
 
-    declared = {}
+    declared, defaults = {}, {}
     for config in _settings_classes():
         assert issubclass(config, Settings)
         for f in dataclasses.fields(config):
@@ -85,13 +85,19 @@ def test_every_setting_is_declared_with_its_rule_in_a_settings_class():
                 continue  # a nested settings class, itself checked
             assert isinstance(rule, Rule) or f.name == "shares", f"{config.__name__}.{f.name} has no rule"
             declared[f.name] = rule
+            defaults[f.name] = None if f.default is dataclasses.MISSING else f.default
     declared.update(text_format=declared["fmt"])  # the ops' name of TextFields.fmt
+    defaults.update(text_format=defaults["fmt"])
     for op in (DaarDomainProbeMapper, DaarDiversityScoreFilter, DaarTopkRewardSelector):
         for klass in op.__mro__:
             if klass.__module__.startswith("data_juicer_daar") and "__init__" in vars(klass):
                 for name in inspect.signature(klass.__init__).parameters:
                     if name not in ("self", "args", "kwargs", "probe_path", "domain_ratios"):
                         assert declared.get(name) is not None, f"{op.__name__}: parameter {name} has no declared rule"
+                        given = inspect.signature(klass.__init__).parameters[name].default
+                        assert given == defaults[name], (
+                            f"{op.__name__}: {name} defaults to {given!r}, its declaration to {defaults[name]!r}"
+                        )
     # the hand checks the rules replaced are gone from everywhere but options.py
     for path in PACKAGE.rglob("*.py"):
         if path.name != "options.py":

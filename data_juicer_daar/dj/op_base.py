@@ -39,7 +39,7 @@ from ..method.bundle import read_manifest
 from ..method.cpu_share import CpuShare
 from ..method.scoring import Scorer
 from ..method.text import TextFields, render
-from ..options import Flag, Name, Number, OneOf, Settings, option, settings
+from ..options import Flag, Name, Number, OneOf, Settings, declared, option, settings
 from .dropped_rows import warn_dropped_rows
 from .ray_watch import in_ray_driver, ray_node, watch_head
 from .recipe_paths import check_running_recipe
@@ -169,16 +169,16 @@ class ScoringOp:
     def __init__(
         self,
         *args,
-        bundle_path: str = "",
-        model_path: str | None = None,
-        model_batch_size: int = 32,
-        model_dtype: str = "auto",
-        text_format: str = "auto",
-        input_key: str = "input",
-        output_key: str = "output",
-        messages_key: str = "messages",
-        conversations_key: str = "conversations",
-        watch_ray_head: bool = True,
+        bundle_path: str = declared(ScoringSettings, "bundle_path"),
+        model_path: str | None = declared(ScoringSettings, "model_path"),
+        model_batch_size: int = declared(ScoringSettings, "model_batch_size"),
+        model_dtype: str = declared(ScoringSettings, "model_dtype"),
+        text_format: str = declared(TextFields, "fmt"),
+        input_key: str = declared(TextFields, "input_key"),
+        output_key: str = declared(TextFields, "output_key"),
+        messages_key: str = declared(TextFields, "messages_key"),
+        conversations_key: str = declared(TextFields, "conversations_key"),
+        watch_ray_head: bool = declared(ScoringSettings, "watch_ray_head"),
         probe_path: str | None = None,
         **kwargs,
     ):

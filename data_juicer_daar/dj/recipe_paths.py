@@ -76,12 +76,32 @@ def read_paths(cfg) -> list[tuple[str, Path]]:
     return out
 
 
-def check_recipe_paths(cfg) -> None:
+def _check_writable(what: str, path: str, folder_export: bool) -> None:
+    """``ConfigError`` when Data-Juicer could not write ``path`` at the end of the run: a path it does
+    not expand (``~``), a file export onto an existing folder, or a folder it cannot write into."""
+    if path.startswith("~"):
+        raise ConfigError(
+            f"{what} {path} starts with ~, which Data-Juicer does not expand (it would make a folder named ~); write the full path"
+        )
+    target = Path(path)
+    if target.is_dir() and not folder_export:
+        raise ConfigError(
+            f"{what} {path} is an existing folder: Data-Juicer writes a file there; name a file (e.g. {path.rstrip('/')}/selected.jsonl)"
+        )
+    parent = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
+    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
+        raise ConfigError(f"{what} {path}: {parent} is not a folder this user can write into")
+
+
+def check_recipe_paths(cfg, hint: bool = True) -> None:
     """``ConfigError`` when the recipe would write over one of its inputs, bundles or models (or into
-    such a folder), write two outputs to one path, or read an empty file."""
+    such a folder), write two outputs to one path, write where it cannot, or read an empty file.
+    ``hint``: say once that plain ``dj-process`` rewrites an existing export in place."""
     inputs = read_paths(cfg)
     seen: dict[Path, str] = {}
+    folder_export = getattr(cfg, "executor_type", "default") == "ray"
     for what, path in written_paths(cfg):
+        _check_writable(what, path, folder_export and what == "export_path")
         target = Path(path).resolve()
         for label, given in inputs:
             if _inside(target, given.resolve()):
@@ -96,7 +116,7 @@ def check_recipe_paths(cfg) -> None:
         if label == "the recipe's input" and given.is_file() and given.suffix in JSON_SUFFIXES and _blank(given):
             raise ConfigError(f"{given} is empty: Data-Juicer cannot read a dataset with no rows; give it rows or leave it out")
     export = getattr(cfg, "export_path", None)
-    if export and Path(export).exists() and not os.environ.get(ATOMIC_EXPORT_ENV) and export not in _hinted:
+    if hint and export and Path(export).exists() and not os.environ.get(ATOMIC_EXPORT_ENV) and export not in _hinted:
         _hinted.add(export)
         logger.info(
             f"Data-Juicer rewrites {export} in place: a run killed while exporting leaves it cut short; "

@@ -13,7 +13,7 @@ from loguru import logger
 from .. import keys
 from ..errors import ConfigError
 from ..method.selection import TopkSpec
-from ..options import settings
+from ..options import declared, settings
 from .op_base import ScoringOp
 from .reuse import stored_values
 
@@ -34,14 +34,14 @@ class TopkOp(ScoringOp):
 
     def __init__(
         self,
-        topk: int | None = None,
-        top_ratio: float | None = None,
-        mode: str = "overall",
+        topk: int | None = declared(TopkSpec, "topk"),
+        top_ratio: float | None = declared(TopkSpec, "top_ratio"),
+        mode: str = declared(TopkSpec, "mode"),
         domain_ratios: dict | None = None,
-        score_source: str = keys.DEFAULT_SCORE,
-        coverage: bool = False,
-        share_exponent: float = 0.0,
-        rate_cap: float | None = None,
+        score_source: str = declared(TopkSpec, "score_source"),
+        coverage: bool = declared(TopkSpec, "coverage"),
+        share_exponent: float = declared(TopkSpec, "share_exponent"),
+        rate_cap: float | None = declared(TopkSpec, "rate_cap"),
         *args,
         **kwargs,
     ):

@@ -107,7 +107,8 @@ def check_out(out: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path
     return out
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask, read without changing it."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -119,7 +120,7 @@ def save_bundle(out: str | Path, manifest: Manifest, probe: Head, predictor: Hea
     out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    os.chmod(staging, 0o777 & ~_umask())  # as readable as what the user makes (mkdtemp's 0700 shuts out a shared filesystem)
+    os.chmod(staging, 0o777 & ~current_umask())  # as readable as what the user makes (mkdtemp's 0700 shuts out a shared filesystem)
     try:
         tensors = {f"probe.{k}": v.contiguous() for k, v in probe.state_dict().items()}
         tensors.update({f"predictor.{k}": v.contiguous() for k, v in predictor.state_dict().items()})
@@ -131,7 +132,7 @@ def save_bundle(out: str | Path, manifest: Manifest, probe: Head, predictor: Hea
         data["manifest_sha256"] = digest(data)
         (staging / MANIFEST).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
         for file in staging.iterdir():
-            os.chmod(file, 0o666 & ~_umask())
+            os.chmod(file, 0o666 & ~current_umask())
         old = None
         check_out(out)  # again: the directory may have changed while training ran
         if out.exists():

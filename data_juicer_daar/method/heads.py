@@ -55,7 +55,7 @@ class HeadConfig(Settings):
     hidden: list[int] | None = option(
         None, parse=int_list, check=Widths(nullable=True), help="head widths, comma-separated (default: 2d,d,d/2,256, the paper's)"
     )
-    lr: float = option(1e-3, check=Number(low=0, open_low=True), help="AdamW learning rate")
+    lr: float = option(1e-3, check=Number(low=0, high=10, open_low=True), help="AdamW learning rate")
     weight_decay: float = option(0.01, check=Number(low=0), help="AdamW weight decay")
     head_batch_size: int = option(128, check=Number(integer=True, low=1), help="rows per head training step")
     max_epochs: int = option(200, check=Number(integer=True, low=1), help="epochs per head at most")

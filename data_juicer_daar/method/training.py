@@ -21,7 +21,7 @@ from loguru import logger
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from ..errors import CorpusError
+from ..errors import ConfigError, CorpusError
 from ..options import Device, Flag, Name, Number, OneOf, Settings, option
 from ..version import __version__
 from .backbone import DTYPE_CHOICES, Backbone, Encoded, pick_device
@@ -99,7 +99,7 @@ class TrainConfig(Settings):
         check=OneOf(DTYPE_CHOICES),
         help="backbone number format (auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32)",
     )
-    seed: int = option(42, check=Number(integer=True, low=0), help="seed of every random choice")
+    seed: int = option(42, check=Number(integer=True, low=0, high=2**32 - 1), help="seed of every random choice")
 
 
 @contextmanager
@@ -280,6 +280,13 @@ class DaarTrainer:
         if len(usable) < len(rows):
             logger.warning(f"{len(rows) - len(usable)} of {len(rows)} corpus rows have no usable text and are not used for training")
         size = min(self.config.probe_size, len(usable))
+        if self.config.probe_size < k:
+            raise ConfigError(f"probe_size must be at least K={k} (one row per domain), got {self.config.probe_size}", option="probe_size")
+        if self.config.entropy_targets == "cross_fit" and self.config.folds > size:
+            raise ConfigError(
+                f"folds must be at most the {size} rows of the probe set, got {self.config.folds}",
+                option="folds",
+            )
         return ProbeSet(rendered, usable, np.sort(seeds.rng("probe_set").choice(usable, size=size, replace=False)))
 
     def _pseudo_labels(self, backbone: Backbone, synth: list[DomainSynthesis], encoded: Encoded, seeds: Seeds) -> PseudoLabels:

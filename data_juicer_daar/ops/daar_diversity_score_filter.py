@@ -10,7 +10,7 @@ from data_juicer.utils.constant import Fields
 from .. import keys
 from ..dj.op_base import ScoringOp
 from ..errors import ConfigError
-from ..options import Number, Settings, option, settings
+from ..options import Number, Settings, declared, option, settings
 
 OP_NAME = "daar_diversity_score_filter"
 
@@ -43,9 +43,9 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
 
     def __init__(
         self,
-        min_score: float | None = None,
-        max_score: float | None = None,
-        score_source: str = keys.DEFAULT_SCORE,
+        min_score: float | None = declared(ScoreRange, "min_score"),
+        max_score: float | None = declared(ScoreRange, "max_score"),
+        score_source: str = declared(ScoreRange, "score_source"),
         *args,
         **kwargs,
     ):

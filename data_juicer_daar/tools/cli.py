@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from ..errors import DaarError
+from ..errors import ConfigError, DaarError
 from ..method.text import TextFields
 from ..method.training import TrainConfig
 from ..options import add_options, from_args
@@ -85,6 +85,8 @@ def _train(args: argparse.Namespace) -> None:
     from ..method.training import DaarTrainer
 
     config = from_args(TrainConfig, args)  # every setting checked before any work
+    if not args.out.strip():
+        raise ConfigError("out must name a bundle directory, got an empty path", option="out")
     out = check_out(args.out, [args.corpus, config.domains_file, config.model, config.instruct_model])
     rows = read_jsonl(args.corpus)
     trainer = DaarTrainer(config).fit(rows)

@@ -21,6 +21,7 @@ from pathlib import Path
 from loguru import logger
 
 from ..errors import DemoDataError
+from ..method.bundle import current_umask
 from ..method.models import cache_dir
 
 GENERIC_SYSTEM = {"you are a helpful assistant.", ""}
@@ -116,6 +117,7 @@ def build_pool(plan: list[tuple[str, str, int]], out: str | Path, seed: int = 0,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".pool-", dir=out.parent)
+    os.chmod(tmp, 0o666 & ~current_umask())  # as readable as any other file the user makes (mkstemp's is 0600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         for record in records:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -123,7 +123,7 @@ def run_process(config: str | Path, extra: list[str]) -> int:
     # what the ops would refuse once Data-Juicer has loaded the data, and an empty input, which
     # Data-Juicer's loader fails on (a long traceback) before any op is built: refused here, first
     inputs = {name: value for name in ("dataset_path",) if (value := _override(extra, name)) is not None}
-    check_recipe_paths(Namespace(**{**recipe, **inputs, "export_path": pairs[0][1]}))
+    check_recipe_paths(Namespace(**{**recipe, **inputs, "export_path": pairs[0][1]}), hint=False)  # this command exports aside
     with tempfile.TemporaryDirectory(prefix="daar-process-") as tmp:
         copy = Path(tmp) / Path(config).name
         copy.write_text(yaml.safe_dump(renamed, sort_keys=False, allow_unicode=True), encoding="utf-8")

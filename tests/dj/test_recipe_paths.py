@@ -66,6 +66,13 @@ def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
             lambda t: {"process": [{"daar_diversity_score_filter": {"model_path": str(t / "m")}}], "export_path": str(t / "m" / "x.jsonl")},
             "export_path {t}/m/x.jsonl is inside daar_diversity_score_filter's model_path {t}/m",
         ),
+        # where Data-Juicer could not write at the end of the run: refused before it
+        (lambda t: {"export_path": "~/x.jsonl"}, "export_path ~/x.jsonl starts with ~, which Data-Juicer does not expand"),
+        (lambda t: {"export_path": str(t)}, "export_path {t} is an existing folder: Data-Juicer writes a file there"),
+        (
+            lambda t: {"export_path": str(write_jsonl(t / "f.jsonl", [])) + "/x.jsonl"},
+            "export_path {t}/f.jsonl/x.jsonl: {t}/f.jsonl is not a folder this user can write into",
+        ),
     ],
 )
 def test_outputs_over_inputs_or_each_other_and_empty_inputs_are_refused(tmp_path, paths, message):

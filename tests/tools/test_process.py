@@ -105,3 +105,10 @@ def test_a_dataset_path_override_naming_the_export_is_refused_before_dj_process_
     errors = [line for line in result.stderr.splitlines() if line.startswith("daar: error:")]
     assert result.returncode == 2 and len(errors) == 1 and "is the recipe's input" in errors[0]
     assert export.read_bytes() == before
+
+
+def test_a_rerun_of_daar_process_does_not_tell_the_user_to_use_daar_process(tmp_path, tiny_bundle):
+    config = selection_recipe(tmp_path, tiny_bundle)
+    first, second = daar_process(config, tmp_path), daar_process(config, tmp_path)
+    assert first.returncode == second.returncode == 0
+    assert (tmp_path / "out" / "selected.jsonl").is_file() and "rewrites" not in second.stdout + second.stderr

@@ -89,9 +89,17 @@ def test_bundles_are_as_readable_as_the_umask_allows(tmp_path, tiny_bundle):
 @pytest.mark.parametrize(
     "flag, value, message",
     [
-        ("--hidden", "0", "--hidden: must be a list of widths (positive integers, e.g. 512,256) or null, got [0]"),
+        ("--hidden", "0", "--hidden: must be a list of widths (integers from 1 to 65536, e.g. 512,256) or null, got [0]"),
+        ("--hidden", "1000000000", "--hidden: must be a list of widths (integers from 1 to 65536, e.g. 512,256) or null, got [1000000000]"),
         ("--head-batch-size", "0", "--head-batch-size: must be an integer >= 1, got 0"),
-        ("--device", "tpu", "--device: must be cpu, cuda, cuda:N, mps or null, got 'tpu'"),
+        (
+            "--device",
+            "tpu",
+            "--device: must be cpu, cuda, cuda:N (N below the visible GPUs) or mps (where this torch build has it) or null, got 'tpu'",
+        ),
+        ("--seed", "18446744073709551616", "--seed: must be an integer >= 0 and <= 4294967295, got 18446744073709551616"),
+        ("--seed", "-1", "--seed: must be an integer >= 0 and <= 4294967295, got -1"),
+        ("--lr", "1e308", "--lr: must be a finite number > 0 and <= 10, got 1e+308"),
         ("--val-fraction", "2", "--val-fraction: must be a finite number > 0 and < 1, got 2.0"),
         ("--layers", "0", "--layers: must be an integer >= 1, got 0"),
         ("--tau", "0", "--tau: must be a finite number > 0 and <= 1, got 0.0"),
@@ -146,3 +154,29 @@ def test_process_passes_dj_process_flags_on_and_checks_an_export_override(capsys
     assert rc == 2 and len(errors) == 1 and "is the recipe's input" in errors[0]
     with pytest.raises(SystemExit):
         main(["check", str(pool), "--np", "2"])  # other commands still refuse unknown flags
+
+
+@pytest.mark.skipif(__import__("torch").backends.mps.is_available(), reason="this torch has MPS")
+def test_a_device_this_torch_lacks_is_refused_before_any_work(capsys, tmp_path):
+    rc, errors = daar(capsys, "train", "--corpus", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "b"), "--device", "mps")
+    assert rc == 2 and len(errors) == 1 and errors[0].startswith("daar: error: --device: must be cpu, cuda") and "got 'mps'" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--probe-size", "2"], "--probe-size: must be at least K=4 (one row per domain), got 2"),
+        (["--folds", "1000"], "--folds: must be at most the 8 rows of the probe set, got 1000"),
+    ],
+)
+def test_settings_that_need_the_corpus_are_refused_before_the_model_loads(capsys, tmp_path, flags, message):
+    corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
+    rc, errors = daar(capsys, "train", "--corpus", str(corpus), "--out", str(tmp_path / "b"), *flags)
+    assert rc == 2 and len(errors) == 1 and errors[0].startswith(f"daar: error: {message}")
+    assert not (tmp_path / "b").exists()
+
+
+def test_an_empty_out_is_refused_before_any_work(capsys, tmp_path):
+    corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
+    rc, errors = daar(capsys, "train", "--corpus", str(corpus), "--out", "")
+    assert rc == 2 and errors == ["daar: error: --out: must name a bundle directory, got an empty path"]

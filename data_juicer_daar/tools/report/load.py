@@ -40,6 +40,18 @@ class Selection:
     texts: list[str]
     issues: Counter
     subdomains: list[int | None]  # meta daar_subdomain per row (None: not tagged by the mapper)
+    classes: int | None = None  # K, from the rows' daar_domain_probs (None: not tagged)
+
+    @property
+    def scale(self) -> float:
+        """A power of ten the plots divide scores by, so any finite range draws (1 for ordinary scores)."""
+        top = float(np.abs(self.scores).max()) if len(self.scores) else 0.0
+        return 1.0 if top < 1e6 else 10.0 ** math.floor(math.log10(top))
+
+    def mean(self, mask: np.ndarray | None = None) -> float:
+        """Mean score of the rows in ``mask`` (all rows by default), without overflow."""
+        chosen = self.scores if mask is None else self.scores[mask]
+        return float((chosen / self.scale).mean() * self.scale)
 
     def subdomain_coverage(self) -> tuple[int, int] | None:
         """(sub-domains with a selected row, sub-domains in the pool), or None when rows carry none."""
@@ -51,6 +63,22 @@ class Selection:
     def domain_counts(self) -> tuple[Counter, Counter]:
         """Rows per predicted domain in the pool and in the selection."""
         return Counter(self.domains), Counter(d for d, p in zip(self.domains, self.picked) if p)
+
+    def passed_over(self) -> dict[str, int] | None:
+        """Unselected rows scoring above their domain's cut-off, by why (rows carry sub-domains: a
+        coverage selection): "tiny sub-domain" (too few rows for one whole row of its proportional
+        part, so none was selected there) or "sub-domain part full" (its part went to its better rows)."""
+        if all(g is None for g in self.subdomains) or not self.picked.any():
+            return None
+        rate = self.picked.sum() / len(self.picked)
+        sizes = Counter(self.subdomains)
+        chosen = Counter(g for g, p in zip(self.subdomains, self.picked) if p)
+        cut = self.cutoffs()
+        out: Counter = Counter()
+        for d, score, kept, g in zip(self.domains, self.scores, self.picked, self.subdomains):
+            if not kept and d in cut and score > cut[d]:
+                out["tiny sub-domain" if not chosen[g] and sizes[g] * rate < 1 else "sub-domain part full"] += 1
+        return dict(out)
 
     def cutoffs(self) -> dict[str, float]:
         """Lowest selected score per domain: the cut-off each domain's rows had to reach."""
@@ -76,6 +104,14 @@ def _bad_value(row: dict, score_key: str) -> str | None:
         return f"has {keys.META} {meta!r}, not a mapping"
     if not isinstance(meta.get(keys.DOMAIN, ""), str):
         return f"has {keys.DOMAIN} {meta[keys.DOMAIN]!r}, not a domain name"
+    issue = meta.get(keys.ISSUE)
+    if issue is not None and not isinstance(issue, str):
+        return f"has {keys.ISSUE} {issue!r}, not a text issue name"
+    probs = meta.get(keys.DOMAIN_PROBS)
+    if probs is not None and (
+        not isinstance(probs, list) or not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in probs)
+    ):
+        return f"has {keys.DOMAIN_PROBS} {probs!r}, not a list of numbers"
     group = meta.get(keys.SUBDOMAIN)
     if group is not None and (isinstance(group, bool) or not isinstance(group, int)):
         return f"has {keys.SUBDOMAIN} {group!r}, not a sub-domain number"
@@ -143,9 +179,29 @@ def load_selection(
         texts=[render(r).text for r in pool],
         issues=Counter(m.get(keys.ISSUE) for m in meta if m.get(keys.ISSUE)),
         subdomains=[m.get(keys.SUBDOMAIN) for m in meta],
+        classes=max((len(m.get(keys.DOMAIN_PROBS) or []) for m in meta), default=0) or None,
     )
 
 
 def score_edges(sel: Selection) -> np.ndarray:
-    """The 10 histogram bins of the report, from 0 to the highest score."""
-    return np.linspace(0, max(float(sel.scores.max()), 1e-6), 11)
+    """The 10 equal histogram bins of the report, from 0 (or the lowest score, when negative) to the
+    highest score; any finite range (the width is computed from halves, so it cannot overflow)."""
+    lo = min(0.0, float(sel.scores.min())) if len(sel.scores) else 0.0
+    hi = max(float(sel.scores.max()) if len(sel.scores) else 0.0, lo + 1e-6)
+    edges = lo + (hi / 2 - lo / 2) / 5 * np.arange(11)
+    edges[-1] = hi
+    return edges
+
+
+def outside_range(sel: Selection, classes: int | None) -> str | None:
+    """One line on the scores outside [0, ln K] (an entropy over K domains cannot be), or None."""
+    if not classes or not len(sel.scores):
+        return None
+    top = math.log(classes)
+    out = int(((sel.scores < 0) | (sel.scores > top + 1e-6)).sum())
+    if not out:
+        return None
+    return (
+        f"{out} of {len(sel.scores)} rows score outside [0, ln {classes} = {top:.4f}], the range of an entropy over "
+        f"{classes} domains: the predictor's estimate overshot, or the scores are not DaaR's; they rank, but read them with care"
+    )

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import base64
 import html
+import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import ConfigError
-from ...method.bundle import read_manifest
+from ...method.bundle import current_umask, read_manifest
 from ...method.manifest import Manifest
 from .config import ReportConfig
-from .load import Selection, load_selection, score_edges
+from .load import Selection, load_selection, outside_range, score_edges
 from .plots import plots
 
 
@@ -45,14 +48,25 @@ def text_report(sel: Selection) -> list[str]:
     coverage = sel.subdomain_coverage()
     if coverage:
         lines.append(f"  sub-domains covered by the selection: {coverage[0]} of the pool's {coverage[1]}")
+    over = sel.passed_over()
+    if over:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(over.items()))
+        lines.append(
+            f"  rows above their domain's cut-off, not selected: {sum(over.values())} ({why}): "
+            "with coverage each sub-domain gets a part in proportion to its rows; one too small for a whole row gets none, "
+            "and a full part leaves its other rows out however high they score"
+        )
     lines += [""] + _table("Predicted domain", pool_dom, sel_dom, n_pool, n_picked)
     lines += ["", f"Score ({sel.score.stats_key}) histogram", f"  {'bin':<16}{'pool':>8}{'selected':>10}"]
     for lo, hi, a, b in zip(edges[:-1], edges[1:], pool_hist, sel_hist):
-        lines.append(f"  {lo:5.3f}-{hi:5.3f}     {a:>8}{b:>10}")
+        lines.append(f"  {f'{lo:.4g}-{hi:.4g}':<16}{a:>8}{b:>10}")
+    beyond = outside_range(sel, sel.classes)
+    if beyond:
+        lines.append(f"  {beyond}")
     if not sel.n_selected:
         lines.append("  the selection is empty: no row was kept")
     if sel.picked.any():
-        lines.append(f"  mean score: pool {sel.scores.mean():.4f}, selected {sel.scores[sel.picked].mean():.4f}")
+        lines.append(f"  mean score: pool {sel.mean():.4g}, selected {sel.mean(sel.picked):.4g}")
     return lines
 
 
@@ -151,9 +165,19 @@ def write_report(config: ReportConfig) -> list[str]:
     facts = bundle_facts(read_manifest(config.bundle)) if config.bundle is not None else None
     sel = load_selection(config.pool, config.selection, config.id_key, config.score)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lines = text_report(sel)
-    pngs = plots(sel, out)
-    (out / "report.html").write_text(html_report(sel, pngs, facts), encoding="utf-8")
-    (out / "report.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # the report appears whole or not at all
+    try:
+        lines = text_report(sel)
+        pngs = plots(sel, staging)
+        (staging / "report.html").write_text(html_report(sel, pngs, facts), encoding="utf-8")
+        (staging / "report.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.chmod(staging, 0o777 & ~current_umask())
+        if not out.exists():
+            os.replace(staging, out)
+        else:  # a folder the user named: only the report's own files are replaced
+            for made in staging.iterdir():
+                os.replace(made, out / made.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return lines

@@ -32,14 +32,18 @@ def _domains(sel: Selection, names: list[str], path: Path) -> None:
     _save(fig, path)
 
 
+def axis_label(sel: Selection) -> str:
+    return f"{sel.score.stats_key} (nats{f', × {sel.scale:g}' if sel.scale != 1 else ''})"
+
+
 def _scores(sel: Selection, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    edges = score_edges(sel)
+    edges, scores = score_edges(sel) / sel.scale, sel.scores / sel.scale
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.hist(sel.scores, bins=edges, alpha=0.6, label="pool")
-    ax.hist(sel.scores[sel.picked], bins=edges, alpha=0.8, label="selected")
-    ax.set_xlabel(f"{sel.score.stats_key} (nats)")
+    ax.hist(scores, bins=edges, alpha=0.6, label="pool")
+    ax.hist(scores[sel.picked], bins=edges, alpha=0.8, label="selected")
+    ax.set_xlabel(axis_label(sel))
     ax.set_ylabel("samples")
     ax.set_title("Score distribution")
     ax.legend()
@@ -49,7 +53,7 @@ def _scores(sel: Selection, path: Path) -> None:
 def _scores_by_domain(sel: Selection, names: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    edges = score_edges(sel)
+    edges, scores = score_edges(sel) / sel.scale, sel.scores / sel.scale
     cols = min(len(names), 2)
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7, 2.6 * rows), squeeze=False, sharex=True)
@@ -57,15 +61,16 @@ def _scores_by_domain(sel: Selection, names: list[str], path: Path) -> None:
     labels = np.asarray(sel.domains, dtype=object)
     for ax, name in zip(axes.flat, names):
         mine = labels == name
-        ax.hist(sel.scores[mine], bins=edges, alpha=0.6, label="pool")
-        ax.hist(sel.scores[mine & sel.picked], bins=edges, alpha=0.8, label="selected")
+        ax.hist(scores[mine], bins=edges, alpha=0.6, label="pool")
+        ax.hist(scores[mine & sel.picked], bins=edges, alpha=0.8, label="selected")
         if name in cutoffs:
-            ax.axvline(cutoffs[name], color="black", linestyle="--", linewidth=1, label=f"cut-off {cutoffs[name]:.3f}")
+            cut = cutoffs[name] / sel.scale
+            ax.axvline(cut, color="black", linestyle="--", linewidth=1, label=f"cut-off {cutoffs[name]:.4g}")
         ax.set_title(name, fontsize=10)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
-    fig.supxlabel(f"{sel.score.stats_key} (nats)", fontsize=9)
+    fig.supxlabel(axis_label(sel), fontsize=9)
     _save(fig, path)
 
 
