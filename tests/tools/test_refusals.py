@@ -180,3 +180,14 @@ def test_an_empty_out_is_refused_before_any_work(capsys, tmp_path):
     corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
     rc, errors = daar(capsys, "train", "--corpus", str(corpus), "--out", "")
     assert rc == 2 and errors == ["daar: error: --out: must name a bundle directory, got an empty path"]
+
+
+def test_labelled_pools_are_as_readable_as_the_umask_allows(tmp_path):
+    from data_juicer_daar.tools.demo import build_pool
+
+    old = os.umask(0o022)
+    try:
+        out = build_pool([("evals/sql", "coding", 3)], tmp_path / "pool.jsonl")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644 and len(out.read_text().splitlines()) == 3
