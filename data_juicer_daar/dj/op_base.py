@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ from ..method.scoring import Scorer
 from ..method.text import TextFields, render
 from ..options import Flag, Name, Number, OneOf, Settings, declared, option, settings
 from .dropped_rows import warn_dropped_rows
+from .processes import die_with_parent
 from .ray_watch import in_ray_driver, ray_node, watch_head
 from .recipe_paths import check_running_recipe
 from .reuse import other_tag, scoring_tag, stored_values
@@ -64,28 +66,46 @@ model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 _CHUNK = 1000  # rows rendered and scored together
 
 _running = 0  # ScoringOp.run calls in progress in this process
-_fork_hook = False  # whether ``_default_sigterm_in_children`` is registered
+_fork_hook = False  # whether the fork hooks are registered
+_forked_by_main_thread = False  # set in the parent just before a fork, read in the child
 _bundles_checked: set[tuple] = set()  # (bundle, model, heads) the preflight checked in this process (forked workers inherit it)
+#: where the running op's workers note failed batches, and how many torch threads each takes: set by
+#: ``ScoringOp.run`` in the environment (which forked and spawned workers inherit), not on the op,
+#: so the op's attributes, and with them Data-Juicer's cache fingerprint, are the same on every run
+FAILURE_ENV = "DAAR_FAILURE_LOG"
+THREADS_ENV = "DAAR_WORKER_THREADS"
 
 
-def _default_sigterm_in_child() -> None:
-    """In a worker Data-Juicer forks while a DaaR op runs, SIGTERM ends the process again.
+def _before_fork() -> None:
+    global _forked_by_main_thread
+    _forked_by_main_thread = threading.current_thread() is threading.main_thread()
+
+
+def _in_forked_worker() -> None:
+    """In a worker Data-Juicer forks while a DaaR op runs: SIGTERM ends the process again, and the
+    worker dies with its parent.
 
     A handler installed earlier in the parent (``ray.init`` installs one that shuts a Ray node
     down) is inherited by forked workers; when a worker fails, the pool's ``terminate`` sends the
-    others SIGTERM and joins them, and a worker whose handler does not exit keeps the run hanging."""
-    if _running:
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        except ValueError:  # not the main thread: nothing inherited there to undo
-            pass
+    others SIGTERM and joins them, and a worker whose handler does not exit keeps the run hanging.
+    A worker whose parent is killed (``kill -9`` of ``dj-process``) would otherwise wait forever
+    for work: the kernel kills it with its parent (Linux; only for workers forked by the parent's
+    main thread, which lives as long as the parent)."""
+    if not _running:
+        return
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread: nothing inherited there to undo
+        pass
+    if _forked_by_main_thread:
+        die_with_parent(signal.SIGKILL)
 
 
-def _default_sigterm_in_children() -> None:
-    """Register ``_default_sigterm_in_child`` once per process (at the first run, not at import)."""
+def _register_fork_hooks() -> None:
+    """Register the fork hooks once per process (at the first run, not at import)."""
     global _fork_hook
     if not _fork_hook:
-        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+        os.register_at_fork(before=_before_fork, after_in_child=_in_forked_worker)
         _fork_hook = True
 
 
@@ -241,8 +261,6 @@ class ScoringOp:
         self.model_key = model_utils.prepare_model(
             MODEL_TYPE, bundle_path=self.bundle_path, model=model_path, batch_size=model_batch_size, dtype=model_dtype
         )
-        self.failure_log: str | None = None  # set by ``run`` while it runs: where workers note failed batches
-        self.cpu_threads: int | None = None  # set by ``run``: torch threads per worker (CPU)
         self.preflown = False
         if in_ray_driver():  # the Ray executor runs no op method on the driver before rows are scored
             self.preflight()
@@ -271,21 +289,27 @@ class ScoringOp:
         # that leaves cores idle, so each worker takes its share of the cores free now (CPU only).
         workers = max(1, self.runtime_np() or 1)
         # (the free cores are measured only when the workers leave some: a 0.25 s look)
-        self.cpu_threads = 1 if workers >= (os.cpu_count() or 1) else max(1, CpuShare().threads() // workers)
+        threads = 1 if workers >= (os.cpu_count() or 1) else max(1, CpuShare().threads() // workers)
         # with skip_op_error, Data-Juicer drops the rows of a batch that raised and carries on; the
         # workers note every failure here, so the run stops instead of ending with rows missing
-        fd, self.failure_log = tempfile.mkstemp(prefix="daar-failures-")
+        fd, failure_log = tempfile.mkstemp(prefix="daar-failures-")
         os.close(fd)
+        saved = {name: os.environ.get(name) for name in (FAILURE_ENV, THREADS_ENV)}
+        os.environ.update({FAILURE_ENV: failure_log, THREADS_ENV: str(threads)})
         global _running
-        _default_sigterm_in_children()
+        _register_fork_hooks()
         _running += 1
         try:
             out = super().run(dataset, *args, **kwargs)
-            lines = Path(self.failure_log).read_text(encoding="utf-8").splitlines()
+            lines = Path(failure_log).read_text(encoding="utf-8").splitlines()
         finally:
             _running -= 1
-            Path(self.failure_log).unlink(missing_ok=True)
-            self.failure_log = None
+            Path(failure_log).unlink(missing_ok=True)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         failures = [Failure(**json.loads(line)) for line in lines]
         if failures:
             first = failures[0]
@@ -297,14 +321,16 @@ class ScoringOp:
 
     def note_failure(self, rows: int, exc: Exception) -> None:
         """Record, from a worker, that a batch of ``rows`` failed (read back by ``run``)."""
-        if self.failure_log:
-            with open(self.failure_log, "a", encoding="utf-8") as fh:
+        failure_log = os.environ.get(FAILURE_ENV)
+        if failure_log:
+            with open(failure_log, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(Failure.of(rows, exc))) + "\n")
 
     def _scorer(self, rank: int | None = None) -> Scorer:
         scorer = model_utils.get_model(self.model_key, rank=rank, use_cuda=self.use_cuda())
-        if self.cpu_threads and scorer.backbone.device == "cpu" and torch.get_num_threads() != self.cpu_threads:
-            torch.set_num_threads(self.cpu_threads)
+        threads = int(os.environ.get(THREADS_ENV) or 0)
+        if threads and scorer.backbone.device == "cpu" and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         return scorer
 
     def score_rows(self, rows: Sequence[Any], rank: int | None = None) -> TaggedScores:

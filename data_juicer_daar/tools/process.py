@@ -10,6 +10,7 @@ leaves the previous outputs as they were.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import yaml
 from loguru import logger
 
+from ..dj.processes import die_with_parent
 from ..dj.recipe_paths import ATOMIC_EXPORT_ENV, check_recipe_paths, stats_sibling
 from ..errors import ConfigError
 
@@ -98,6 +100,28 @@ def plan(recipe: dict, extra: list[str]) -> tuple[dict, list[str], list[tuple[st
     return renamed, _without(extra, "export_path"), pairs
 
 
+def _remove_stale(pairs: list[tuple[str, str]]) -> None:
+    """Remove what a killed ``daar process`` left aside beside these outputs (its PID no longer runs)."""
+    for aside, _ in pairs:
+        own = Path(aside)
+        pattern = re.escape(own.name).replace(re.escape(f"partial-{os.getpid()}"), r"partial-(\d+)")
+        for other in own.parent.glob(".*partial-*") if own.parent.is_dir() else []:
+            found = re.fullmatch(pattern, other.name)
+            if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
+                _remove(other)
+                logger.info(f"removed {other}, left by a daar process that was killed")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _publish(aside: Path, real: Path) -> None:
     """Rename ``aside`` onto ``real`` (a folder export: the old folder moved away first, then removed)."""
     if aside.is_dir() and real.is_dir():
@@ -124,11 +148,15 @@ def run_process(config: str | Path, extra: list[str]) -> int:
     # Data-Juicer's loader fails on (a long traceback) before any op is built: refused here, first
     inputs = {name: value for name in ("dataset_path",) if (value := _override(extra, name)) is not None}
     check_recipe_paths(Namespace(**{**recipe, **inputs, "export_path": pairs[0][1]}), hint=False)  # this command exports aside
+    _remove_stale(pairs)
     with tempfile.TemporaryDirectory(prefix="daar-process-") as tmp:
         copy = Path(tmp) / Path(config).name
         copy.write_text(yaml.safe_dump(renamed, sort_keys=False, allow_unicode=True), encoding="utf-8")
         command = [str(Path(sys.executable).parent / "dj-process"), "--config", str(copy), *extra]
-        child = subprocess.Popen(command, env={**os.environ, ATOMIC_EXPORT_ENV: "1"})
+        child = subprocess.Popen(command, env={**os.environ, ATOMIC_EXPORT_ENV: "1"}, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+        # dj-process gets SIGTERM when this process dies (kill -9 included), and the ops' workers die with it;
+        # SIGTERM (a scheduler, `kill`) goes on to dj-process, whose end is then handled like any failure
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
         try:
             rc = child.wait()
         except KeyboardInterrupt:
@@ -136,6 +164,7 @@ def run_process(config: str | Path, extra: list[str]) -> int:
             rc = child.wait()
             raise
         finally:
+            signal.signal(signal.SIGTERM, previous)
             if child.returncode != 0:
                 for aside, _ in pairs:
                     _remove(Path(aside))

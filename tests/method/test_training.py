@@ -313,7 +313,10 @@ def test_domain_without_examples_needs_examples_or_synthesis(tiny_model, theme_c
         ({"heads": {"hidden": []}}, "hidden must be a list of widths"),
         ({"heads": {"head_batch_size": 0}}, "head_batch_size must be an integer >= 1, got 0"),
         ({"heads": {"patience": 0}}, "patience must be an integer >= 1, got 0"),
-        ({"device": "tpu"}, "device must be cpu, cuda, cuda:N (N below the visible GPUs) or mps (where this torch build has it) or null, got 'tpu'"),
+        (
+            {"device": "tpu"},
+            "device must be cpu, cuda, cuda:N (N below the visible GPUs) or mps (where this torch build has it) or null, got 'tpu'",
+        ),
         ({"num_layers": 0}, "num_layers must be an integer >= 1, got 0"),
         ({"batch_size": 2.5}, "batch_size must be an integer >= 1, got 2.5"),
         ({"max_length": 1}, "max_length must be an integer >= 2, got 1"),

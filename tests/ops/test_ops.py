@@ -14,7 +14,7 @@ from data_juicer.utils.constant import Fields
 from helpers import HOSTILE, dj, read_rows, recipe, run_ops, theme_rows, write_jsonl
 
 from data_juicer_daar import keys
-from data_juicer_daar.dj.op_base import ScoringOp
+from data_juicer_daar.dj.op_base import FAILURE_ENV, ScoringOp
 from data_juicer_daar.dj.topk import TopkOp
 from data_juicer_daar.errors import BundleError
 from data_juicer_daar.method.backbone import Backbone
@@ -323,7 +323,7 @@ def test_damaged_bundle_or_model_stops_the_run_before_scoring_in_one_line(op, ho
     with pytest.raises((BundleError, ModelError)) as error:
         run_ops([built], theme_rows(3))
     assert message in str(error.value) and "\n" not in str(error.value)
-    assert built.failure_log is None  # stopped in the preflight, before any worker was started
+    assert FAILURE_ENV not in os.environ  # stopped in the preflight, before any worker was started
 
 
 @pytest.mark.slow
@@ -387,19 +387,27 @@ def test_a_failing_worker_ends_the_run_even_when_sigterm_is_caught(tiny_bundle, 
     assert stdout.count("stopped: BundleError") == 6, stderr[-2000:]
 
 
-def test_workers_forked_while_an_op_runs_get_the_default_sigterm():
+def test_workers_forked_while_an_op_runs_get_the_default_sigterm_and_die_with_their_parent():
+    import ctypes
     import signal
 
     from data_juicer_daar.dj import op_base
 
+    def death_signal() -> int:
+        value = ctypes.c_int(0)
+        ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+        return value.value
+
     before = signal.signal(signal.SIGTERM, lambda *_: None)
-    op_base._default_sigterm_in_children()
+    op_base._register_fork_hooks()
     try:
-        for running, expected in ((1, 0), (0, 1)):  # default disposition in the child only while an op runs
+        for running, expected in ((1, 0), (0, 1)):  # only while an op runs
             op_base._running = running
             pid = os.fork()
             if pid == 0:
-                os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
+                default = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+                dies = death_signal() == signal.SIGKILL
+                os._exit(0 if default and dies else 1)
             assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == expected
     finally:
         op_base._running = 0
@@ -549,6 +557,22 @@ def test_dj_process_cache_never_serves_an_older_bundle(tiny_model, theme_corpus,
 
 
 @pytest.mark.slow
+def test_dj_process_cache_serves_our_ops_on_a_rerun_of_the_same_recipe(tiny_bundle, tmp_path):
+    # the run-only state (failure log, worker threads) is kept off the op: its cache fingerprint is the same every run.
+    # (Data-Juicer puts the job's work folder in every op's fingerprint, its own ops' too: a rerun is served from the
+    # cache when it keeps its job_id)
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(10))
+    op = {"bundle_path": str(tiny_bundle)}
+    process = [{"daar_domain_probe_mapper": op}, {"daar_diversity_score_filter": op}]
+    config = recipe(tmp_path, pool, process, use_cache=True, ds_cache_dir=str(tmp_path / "cache"), job_id="rerun")
+    first, second = dj("dj-process", config, tmp_path), dj("dj-process", config, tmp_path)
+    assert first.returncode == second.returncode == 0
+    assert "backbone embedded" in first.stdout + first.stderr
+    assert "backbone embedded" not in second.stdout + second.stderr, (second.stdout + second.stderr)[-3000:]
+    assert len(read_rows(tmp_path / "out" / "selected.jsonl")) == 40
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "op, params, message",
     [
@@ -603,7 +627,7 @@ def test_a_new_op_gets_failure_accounting_without_asking_for_it(tiny_bundle):
     rows = theme_rows(3)
     with pytest.raises(ScoringFailed, match=rf"scoring failed in \d+ batch\(es\), {len(rows)} rows \(RuntimeError: boom\)"):
         run_ops([op], rows)
-    assert op.failure_log is None  # the run's failure record is gone with the run
+    assert FAILURE_ENV not in os.environ  # the run's failure record is gone with the run
 
 
 def test_probe_path_still_names_the_bundle_with_a_warning(tiny_bundle):

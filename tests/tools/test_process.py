@@ -112,3 +112,72 @@ def test_a_rerun_of_daar_process_does_not_tell_the_user_to_use_daar_process(tmp_
     first, second = daar_process(config, tmp_path), daar_process(config, tmp_path)
     assert first.returncode == second.returncode == 0
     assert (tmp_path / "out" / "selected.jsonl").is_file() and "rewrites" not in second.stdout + second.stderr
+
+
+def running_with(marker: str) -> list[int]:
+    """PIDs of live processes whose command line holds ``marker`` (zombies aside)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def start_until_scoring(command: list[str], cwd: Path) -> subprocess.Popen:
+    """Start ``command`` (its output to a file, so nothing blocks on a pipe) and return once a DaaR
+    op has scored its first batch."""
+    log = (cwd / "run.log").open("w")
+    child = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while "backbone embedded" not in (cwd / "run.log").read_text(errors="replace"):
+        assert child.poll() is None and time.monotonic() < deadline, f"{command} ended before scoring"
+        time.sleep(0.05)
+    return child
+
+
+def gone(marker: str, seconds: float = 3) -> bool:
+    """Whether every process with ``marker`` in its command line ends within ``seconds`` (the run
+    itself would go on for much longer)."""
+    deadline = time.monotonic() + seconds
+    while running_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not running_with(marker)
+
+
+def long_recipe(tmp_path, tiny_bundle) -> Path:
+    """A run of many small batches over two workers: still scoring a while after its first batch."""
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(3000))
+    op = {"bundle_path": str(tiny_bundle), "batch_size": 5}
+    return recipe(tmp_path, pool, [{"daar_domain_probe_mapper": op}, {"daar_diversity_score_filter": op}], np=2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_daar_process_leaves_no_process_and_no_partial_file(tmp_path, tiny_bundle, sig):
+    config = long_recipe(tmp_path, tiny_bundle)
+    child = start_until_scoring([str(BIN / "daar"), "process", "--config", str(config)], tmp_path)
+    child.send_signal(sig)
+    rc = child.wait(timeout=120)
+    assert rc != 0
+    assert gone(str(tmp_path)), f"left running: {running_with(str(tmp_path))}"  # dj-process and its workers too
+    if sig == signal.SIGTERM:  # passed on to dj-process; the run ends as a failure and removes what it wrote aside
+        assert hidden(tmp_path / "out") == [] if (tmp_path / "out").exists() else True
+    # a later run removes whatever a killed one left aside, and writes its own outputs whole
+    assert daar_process(config, tmp_path).returncode == 0
+    assert hidden(tmp_path / "out") == [] and len(read_rows(tmp_path / "out" / "selected.jsonl")) == 12000
+
+
+def test_workers_die_with_a_killed_dj_process(tmp_path, tiny_bundle):
+    config = long_recipe(tmp_path, tiny_bundle)
+    child = start_until_scoring([str(BIN / "dj-process"), "--config", str(config)], tmp_path)
+    workers = [pid for pid in running_with(str(config)) if pid != child.pid]
+    assert workers, "expected the op's worker processes"
+    child.kill()
+    child.wait()
+    assert gone(str(config)), f"workers left running: {running_with(str(config))}"
