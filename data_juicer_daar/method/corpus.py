@@ -10,6 +10,33 @@ from ..errors import CorpusError
 JSON_SUFFIXES = (".json", ".jsonl")  # the files Data-Juicer reads as JSON rows
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return out
+
+
+def wide_integer(value: object) -> int | None:
+    """The first integer in ``value`` beyond 64 bits (Data-Juicer's loader reads such a column as
+    rounded floats), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if not INT64[0] <= value <= INT64[1] else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((w for w in map(wide_integer, items) if w is not None), None)
+
+
 def parse_line(raw: bytes, where: str, expect: str = "each line must be one JSON object") -> object:
     """One JSONL line as JSON; ``CorpusError`` naming ``where`` (file:line) for the lines that
     ``dj-process`` refuses or chokes on too: invalid UTF-8, not JSON, a lone surrogate escape
@@ -21,7 +48,11 @@ def parse_line(raw: bytes, where: str, expect: str = "each line must be one JSON
             f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); re-encode the file as UTF-8"
         ) from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_no_repeated_keys)
+    except RepeatedKey as exc:
+        raise CorpusError(
+            f"{where}: the key {exc.key!r} appears twice in one object, which Data-Juicer's loader refuses for the whole file"
+        ) from None
     except RecursionError:
         raise CorpusError(f"{where}: nested too deeply to read; flatten or drop that row") from None
     except ValueError:

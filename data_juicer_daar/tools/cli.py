@@ -119,7 +119,7 @@ def _demo_corpus(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..method.corpus import data_files, read_jsonl
+    from ..method.corpus import data_files, read_jsonl, wide_integer
 
     bad = 0
     for given in args.files:
@@ -128,18 +128,45 @@ def _check(args: argparse.Namespace) -> int:
             print(f"daar: error: {given} holds no .json or .jsonl file", file=sys.stderr)
             bad += 1
         for path in files:
+            if path.suffix == ".parquet":
+                try:
+                    print(_check_parquet(path))
+                except DaarError as exc:
+                    print(f"daar: error: {exc}", file=sys.stderr)
+                    bad += 1
+                continue
             try:
-                rows = len(read_jsonl(path, allow_empty=True))
+                read = read_jsonl(path, allow_empty=True)
             except (DaarError, OSError) as exc:
                 print(f"daar: error: {exc}", file=sys.stderr)
                 bad += 1
                 continue
+            rows = len(read)
+            wide = next(((n, w) for n, row in enumerate(read, 1) if (w := wide_integer(row)) is not None), None)
+            if wide:
+                print(
+                    f"daar: warning: {path}: row {wide[0]} holds the integer {wide[1]}, beyond 64 bits: Data-Juicer reads "
+                    "that field as rounded floats, in every row",
+                    file=sys.stderr,
+                )
             if rows:
                 print(f"{path}: {rows} rows, every line readable")
             else:
                 print(f"daar: error: {path} holds no rows: dj-process cannot read an empty file", file=sys.stderr)
                 bad += 1
     return 2 if bad else 0
+
+
+def _check_parquet(path: Path) -> str:
+    """A Parquet file's rows as its metadata counts them (read by pyarrow, as Data-Juicer does)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return f"{path}: {pq.ParquetFile(path).metadata.num_rows} rows (Parquet), readable"
+    except Exception as exc:  # any pyarrow failure is the file's, said in one line
+        raise DaarError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
 
 
 def _process(args: argparse.Namespace) -> int:

@@ -138,6 +138,33 @@ def test_check_reads_what_dj_process_reads_and_checks_every_file(capsys, tmp_pat
     assert "bad.jsonl:2: not valid JSON" in err and "empty.jsonl holds no rows" in err
 
 
+def test_check_says_what_dj_process_refuses_or_alters(capsys, tmp_path):
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    repeated = tmp_path / "repeated.jsonl"
+    repeated.write_text('{"instruction": "a", "instruction": "b"}\n{"instruction": "c"}\n')
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text(f'{{"instruction": "a", "n": {2**97}}}\n{{"instruction": "c", "n": 1}}\n')
+    parquet = tmp_path / "pool.parquet"
+    pq.write_table(pa.Table.from_pylist(theme_rows(1)), parquet)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    # what Data-Juicer's loader does with them
+    with pytest.raises(datasets.exceptions.DatasetGenerationError):
+        datasets.load_dataset("json", data_files=str(repeated), split="train", cache_dir=str(tmp_path / "c1"))
+    loaded = datasets.load_dataset("json", data_files=str(wide), split="train", cache_dir=str(tmp_path / "c2"))
+    assert loaded[1]["n"] == 1.0 and isinstance(loaded[1]["n"], float)  # altered: every row's n is a float now
+    rc = main(["check", str(repeated), str(wide), str(parquet), str(broken)])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert "repeated.jsonl:1: the key 'instruction' appears twice in one object" in err
+    assert f"wide.jsonl: row 1 holds the integer {2**97}, beyond 64 bits" in err and "wide.jsonl: 2 rows" in out
+    assert f"pool.parquet: {len(theme_rows(1))} rows (Parquet), readable" in out and "not valid UTF-8" not in err
+    assert "broken.parquet: not a readable Parquet file" in err
+
+
 def test_report_into_an_existing_file_is_refused(capsys, tmp_path):
     target = write_jsonl(tmp_path / "keep.jsonl", theme_rows(1))
     before = target.read_bytes()
