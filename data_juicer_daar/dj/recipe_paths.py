@@ -78,7 +78,7 @@ def read_paths(cfg) -> list[tuple[str, Path]]:
 
 def _check_writable(what: str, path: str, folder_export: bool) -> None:
     """``ConfigError`` when Data-Juicer could not write ``path`` at the end of the run: a path it does
-    not expand (``~``), a file export onto an existing folder, or a folder it cannot write into."""
+    not expand (``~``), a file export onto an existing folder or with no suffix, or a folder it cannot write into."""
     if path.startswith("~"):
         raise ConfigError(
             f"{what} {path} starts with ~, which Data-Juicer does not expand (it would make a folder named ~); write the full path"
@@ -87,6 +87,11 @@ def _check_writable(what: str, path: str, folder_export: bool) -> None:
     if target.is_dir() and not folder_export:
         raise ConfigError(
             f"{what} {path} is an existing folder: Data-Juicer writes a file there; name a file (e.g. {path.rstrip('/')}/selected.jsonl)"
+        )
+    if what == "export_path" and not folder_export and "." not in target.name:
+        raise ConfigError(
+            f"export_path {path} has no suffix: the default executor writes one file and picks its format by the suffix "
+            "(.jsonl, .json, .parquet); only the Ray executor writes a folder"
         )
     parent = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
     if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):

@@ -81,14 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> None:
     from ..method.bundle import check_out
-    from ..method.corpus import read_jsonl
+    from ..method.corpus import data_files, read_jsonl
     from ..method.training import DaarTrainer
 
     config = from_args(TrainConfig, args)  # every setting checked before any work
     if not args.out.strip():
         raise ConfigError("out must name a bundle directory, got an empty path", option="out")
+    if config.instruct_model is not None and not Path(config.instruct_model).is_dir():
+        raise ConfigError(f"instruct_model: {config.instruct_model}: no such model directory", option="instruct_model")
     out = check_out(args.out, [args.corpus, config.domains_file, config.model, config.instruct_model])
-    rows = read_jsonl(args.corpus)
+    files = data_files(args.corpus)  # a folder of JSON/JSONL shards, as dj-process reads it, or one file
+    if not files:
+        raise ConfigError(f"corpus {args.corpus} holds no .json or .jsonl file", option="corpus")
+    rows = [row for path in files for row in read_jsonl(path)]
     trainer = DaarTrainer(config).fit(rows)
     trainer.save(out)
     metrics = trainer.manifest_.metrics

@@ -68,7 +68,11 @@ def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
         ),
         # where Data-Juicer could not write at the end of the run: refused before it
         (lambda t: {"export_path": "~/x.jsonl"}, "export_path ~/x.jsonl starts with ~, which Data-Juicer does not expand"),
-        (lambda t: {"export_path": str(t)}, "export_path {t} is an existing folder: Data-Juicer writes a file there"),
+        (
+            lambda t: {"export_path": str(t / "out" / "selected")},
+            "export_path {t}/out/selected has no suffix: the default executor writes one file",
+        ),
+        (lambda t: {"export_path": str(t) + "/"}, "export_path {t}/ is an existing folder: Data-Juicer writes a file there"),
         (
             lambda t: {"export_path": str(write_jsonl(t / "f.jsonl", [])) + "/x.jsonl"},
             "export_path {t}/f.jsonl/x.jsonl: {t}/f.jsonl is not a folder this user can write into",

@@ -218,3 +218,25 @@ def test_labelled_pools_are_as_readable_as_the_umask_allows(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644 and len(out.read_text().splitlines()) == 3
+
+
+def test_a_missing_instruct_model_is_refused_even_without_synthesis(capsys, tmp_path):
+    corpus = write_jsonl(tmp_path / "pool.jsonl", theme_rows(2))
+    rc, errors = daar(capsys, "train", "--corpus", str(corpus), "--out", str(tmp_path / "b"), "--instruct-model", str(tmp_path / "none"))
+    assert rc == 2 and errors == [f"daar: error: --instruct-model: {tmp_path / 'none'}: no such model directory"]
+
+
+def test_train_reads_a_folder_of_shards_as_dj_process_does(capsys, tmp_path, tiny_model):
+    from data_juicer_daar.method.bundle import read_manifest
+
+    rows = theme_rows(10)
+    (tmp_path / "shards" / "sub").mkdir(parents=True)
+    write_jsonl(tmp_path / "shards" / "a.jsonl", rows[:20])
+    write_jsonl(tmp_path / "shards" / "sub" / "b.jsonl", rows[20:])
+    flags = ["--model", str(tiny_model), "--layers", "2", "--max-length", "64", "--folds", "3", "--max-epochs", "5"]
+    rc = main(["train", "--corpus", str(tmp_path / "shards"), "--out", str(tmp_path / "b"), *flags])
+    assert rc in (0, None)
+    assert read_manifest(tmp_path / "b").metrics["n_pool"] == len(rows)
+    (tmp_path / "empty").mkdir()
+    rc, errors = daar(capsys, "train", "--corpus", str(tmp_path / "empty"), "--out", str(tmp_path / "c"))
+    assert rc == 2 and errors == [f"daar: error: --corpus: {tmp_path / 'empty'} holds no .json or .jsonl file"]
