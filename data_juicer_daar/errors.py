@@ -40,6 +40,14 @@ class CorpusError(DaarError, ValueError):
     """The corpus cannot be used (the message names the file and line)."""
 
 
+class RepeatedKeyError(CorpusError):
+    """A JSON object names one key twice (raised while parsing, turned into a ``CorpusError`` naming the line)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears twice in one object")
+        self.key = key
+
+
 class ScoringFailed(DaarError, RuntimeError):
     """Scoring failed in a worker after the op was built; the run stops instead of losing those rows."""
 

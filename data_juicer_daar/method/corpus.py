@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import CorpusError
+from ..errors import CorpusError, RepeatedKeyError
 
 JSON_SUFFIXES = (".json", ".jsonl")  # the files Data-Juicer reads as JSON rows
 
@@ -13,27 +13,21 @@ JSON_SUFFIXES = (".json", ".jsonl")  # the files Data-Juicer reads as JSON rows
 INT64 = (-(2**63), 2**63 - 1)
 
 
-class RepeatedKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
 def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
     out = dict(pairs)
     if len(out) != len(pairs):
-        raise RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+        raise RepeatedKeyError(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
     return out
 
 
-def wide_integer(value: object) -> int | None:
-    """The first integer in ``value`` beyond 64 bits (Data-Juicer's loader reads such a column as
+def wide_integer(item: object) -> int | None:
+    """The first integer in ``item`` beyond 64 bits (Data-Juicer's loader reads such a column as
     rounded floats), or None."""
-    if isinstance(value, bool):
+    if isinstance(item, bool):
         return None
-    if isinstance(value, int):
-        return value if not INT64[0] <= value <= INT64[1] else None
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    if isinstance(item, int):
+        return item if not INT64[0] <= item <= INT64[1] else None
+    items = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
     return next((w for w in map(wide_integer, items) if w is not None), None)
 
 
@@ -49,7 +43,7 @@ def parse_line(raw: bytes, where: str, expect: str = "each line must be one JSON
         ) from None
     try:
         value = json.loads(text, object_pairs_hook=_no_repeated_keys)
-    except RepeatedKey as exc:
+    except RepeatedKeyError as exc:
         raise CorpusError(
             f"{where}: the key {exc.key!r} appears twice in one object, which Data-Juicer's loader refuses for the whole file"
         ) from None
