@@ -209,6 +209,9 @@ def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
         ("downstream_proxy", ["--budget", "weeks"], "budget must be 'tokens' or 'epoch'"),
         ("downstream_proxy", ["--pool-file", "nope.jsonl"], "no such file: nope.jsonl"),
         ("selection_quality", ["--ratio", "0"], "invalid ratio value"),
+        ("grid", ["run", "--selectors", "random,nope"], "unknown condition(s) or selector(s): ['nope']"),
+        ("grid", ["run", "--conditions", "mars"], "unknown condition(s) or selector(s): ['mars']"),
+        ("grid", ["run", "--crn", "maybe"], "expected true or false, got 'maybe'"),
     ],
 )
 def test_benchmark_bad_arguments_fail_in_one_line(script, args, message):

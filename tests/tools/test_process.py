@@ -99,6 +99,7 @@ def test_an_export_over_the_input_or_an_empty_input_is_one_line_before_dj_proces
 
 def test_a_dataset_path_override_naming_the_export_is_refused_before_dj_process_starts(tmp_path, tiny_bundle):
     config = selection_recipe(tmp_path, tiny_bundle)
+    (tmp_path / "out").mkdir()
     export = write_jsonl(tmp_path / "out" / "selected.jsonl", theme_rows(10))
     before = export.read_bytes()
     result = daar_process(config, tmp_path, "--dataset_path", str(export))
