@@ -29,6 +29,12 @@ def _cache_dir(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _score_store(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty score store of its own (the ops' default store is the user's cache)."""
+    monkeypatch.setenv("DAAR_SCORE_STORE", str(tmp_path_factory.mktemp("score_store")))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 4-block random Llama with a byte-level BPE tokenizer trained on the test themes."""

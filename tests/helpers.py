@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -72,3 +73,28 @@ def run_ops(ops, rows):
     for op in ops:
         ds = op.run(ds)
     return ds
+
+
+def running_with(marker: str) -> list[int]:
+    """PIDs of live processes whose command line holds ``marker`` (zombies aside)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def gone(marker: str, seconds: float = 3) -> bool:
+    """Whether every process with ``marker`` in its command line ends within ``seconds`` (the run
+    itself would go on for much longer)."""
+    deadline = time.monotonic() + seconds
+    while running_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not running_with(marker)

@@ -86,15 +86,23 @@ def count_dropped(path: str | Path, keys: list[str]) -> tuple[int, int] | None:
 
 
 @functools.cache
+def _counted(path: str, keys: tuple[str, ...], stamp: tuple[float, int]) -> tuple[int, int] | None:
+    return count_dropped(path, list(keys))
+
+
 def _warn(path: str, keys: tuple[str, ...], stamp: tuple[float, int]) -> None:
-    counted = count_dropped(path, list(keys))
-    if counted and counted[0]:
+    counted = _counted(path, keys, stamp)
+    if counted and counted[0] and (path, keys, stamp) not in _warned:
+        _warned.add((path, keys, stamp))
         dropped, total = counted
         logger.warning(
             f"{dropped} of {total} rows of {path} have no {' / '.join(keys)} (the recipe's text_keys; null, NaN and Infinity "
             "count as none) and were dropped by Data-Juicer's formatter before any op ran; give those rows the field (an empty "
             "string scores as no text) or set text_keys to a field every row has (docs/inputs.md)"
         )
+
+
+_warned: set[tuple] = set()
 
 
 def local_inputs(cfg) -> list[str]:
@@ -131,19 +139,45 @@ def check_one_format(path: str | Path) -> None:
         )
 
 
-def warn_dropped_rows() -> None:
-    """Warn once per input when the running recipe's ``text_keys`` dropped rows (no-op outside ``dj-process``)."""
+def _inputs() -> list[tuple[str, tuple[str, ...], tuple[float, int]]]:
+    """(resolved path, text_keys, (mtime, size)) of each local input of the running recipe."""
     from data_juicer.config import config as dj_config
 
     cfg = getattr(dj_config, "global_cfg", None)
     if cfg is None:
-        return
+        return []
     keys = getattr(cfg, "text_keys", None) or "text"
     keys = tuple([keys] if isinstance(keys, str) else keys)
+    out = []
     for path in local_inputs(cfg):
         check_one_format(path)
         try:
             stat = Path(path).stat()
-            _warn(str(Path(path).resolve()), keys, (stat.st_mtime, stat.st_size))
+            out.append((str(Path(path).resolve()), keys, (stat.st_mtime, stat.st_size)))
+        except OSError as exc:  # Data-Juicer reports a missing input itself
+            logger.debug(f"could not read {path}: {exc}")
+    return out
+
+
+def warn_dropped_rows() -> None:
+    """Warn once per input when the running recipe's ``text_keys`` dropped rows (no-op outside ``dj-process``)."""
+    for entry in _inputs():
+        try:
+            _warn(*entry)
         except (OSError, ValueError) as exc:  # counting is advisory: never stop the run for it
-            logger.debug(f"could not count the rows Data-Juicer dropped from {path}: {exc}")
+            logger.debug(f"could not count the rows Data-Juicer dropped from {entry[0]}: {exc}")
+
+
+def input_rows() -> int | None:
+    """The rows the running recipe's local inputs hand to the first op (after the formatter's drops),
+    None when any input is not a local file or folder the count reads."""
+    total = 0
+    for entry in _inputs():
+        try:
+            counted = _counted(*entry)
+        except (OSError, ValueError):
+            return None
+        if counted is None:
+            return None
+        total += counted[1] - counted[0]
+    return total or None

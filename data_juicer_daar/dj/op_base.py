@@ -25,27 +25,31 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from data_juicer.utils import model_utils
 from data_juicer.utils.constant import Fields
 from loguru import logger
 
 from ..errors import ConfigError, ScoringFailed
+from ..keys import NO_TEXT_DOMAIN
 from ..method.backbone import DTYPE_CHOICES, resolve_dtype
 from ..method.bundle import read_manifest
 from ..method.cpu_share import CpuShare
 from ..method.scoring import Scorer
-from ..method.text import TextFields, render
+from ..method.text import Rendered, TextFields, render
 from ..options import Flag, Name, Number, OneOf, Settings, declared, option, settings
-from .dropped_rows import warn_dropped_rows
+from . import progress
+from .dropped_rows import input_rows, warn_dropped_rows
 from .processes import die_with_parent
-from .ray_watch import in_ray_driver, ray_node, watch_head
+from .ray_watch import in_ray_driver, ray_job, ray_node, watch_head
 from .recipe_paths import check_running_recipe
-from .reuse import other_tag, scoring_tag, stored_values
+from .reuse import VALUE_NAMES, other_tag, scoring_tag, stored_values
+from .score_store import ScoreStore, Stored, default_root, text_keys
 
 MODEL_TYPE = "daar_scorer"
 #: set to 0 to turn the Ray head watch off for every op (the op parameter ``watch_ray_head`` does it per op)
@@ -63,7 +67,8 @@ def _load_scorer(bundle_path: str, model: str | None = None, batch_size: int = 3
 model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 
 
-_CHUNK = 1000  # rows rendered and scored together
+_CHUNK = 1000  # rows rendered and scored together: the most a kill loses per worker
+_stores: dict[tuple[str, str], ScoreStore] = {}  # this process's open score stores by (folder, tag)
 
 _running = 0  # ScoringOp.run calls in progress in this process
 _fork_hook = False  # whether the fork hooks are registered
@@ -74,6 +79,12 @@ _bundles_checked: set[tuple] = set()  # (bundle, model, heads) the preflight che
 #: so the op's attributes, and with them Data-Juicer's cache fingerprint, are the same on every run
 FAILURE_ENV = "DAAR_FAILURE_LOG"
 THREADS_ENV = "DAAR_WORKER_THREADS"
+
+
+def _temp_file(prefix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=prefix)
+    os.close(fd)
+    return path
 
 
 def _before_fork() -> None:
@@ -118,24 +129,32 @@ class ScoringSettings(Settings):
     model_batch_size: int = option(32, check=Number(integer=True, low=1, what="a positive integer"))
     model_dtype: str | None = option("auto", check=OneOf(DTYPE_CHOICES, nullable=True))
     watch_ray_head: bool = option(True, check=Flag())
+    score_store: bool = option(True, check=Flag())
+    score_store_dir: str | None = option(None, check=Name("a folder", nullable=True))
 
 
-@dataclass
-class TaggedScores:
-    """Scores of one batch, one entry per row, each list named as in ``reuse.VALUE_NAMES``, and the
-    scoring tag they were computed under."""
-
-    domain: list[str]
-    subdomain: list[int]
-    probs: list[list[float]]
-    predictor: list[float]
-    probe_entropy: list[float]
-    issue: list[str]
-    tag: str  # scoring tag of the heads that actually scored the batch and the op's text settings
-
-    def row(self, j: int) -> dict[str, Any]:
-        """Every value of row ``j`` by name, and ``bundle``: the tag it was scored under."""
-        return {**{f.name: getattr(self, f.name)[j] for f in fields(self) if f.name != "tag"}, "bundle": self.tag}
+def row_values(stored: Stored, issues: Sequence[str], tag: str, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per row, every value of ``reuse.VALUE_NAMES`` by name (the domain by its name in ``names``),
+    and ``bundle``: the tag it was scored under."""
+    return [
+        {
+            "domain": names[d] if d >= 0 else NO_TEXT_DOMAIN,
+            "subdomain": int(sub),
+            "probs": p,
+            "predictor": pred,
+            "probe_entropy": ent,
+            "issue": issue,
+            "bundle": tag,
+        }
+        for d, sub, p, pred, ent, issue in zip(
+            stored.domain.tolist(),
+            stored.subdomain.tolist(),
+            stored.probs.tolist(),
+            stored.predictor.tolist(),
+            stored.probe_entropy.tolist(),
+            issues,
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,7 @@ class ScoringOp:
     ``instruction_key``, ``runtime_np()`` and ``use_cuda()``, and wraps its ``run``.
     """
 
+    wanted: tuple[str, ...] = VALUE_NAMES  # the values the op reads per row (of ``reuse.VALUE_NAMES``)
     reuse_hint = ""  # said when this op scores rows no earlier op scored (selectors: how to avoid it)
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -199,6 +219,8 @@ class ScoringOp:
         messages_key: str = declared(TextFields, "messages_key"),
         conversations_key: str = declared(TextFields, "conversations_key"),
         watch_ray_head: bool = declared(ScoringSettings, "watch_ray_head"),
+        score_store: bool = declared(ScoringSettings, "score_store"),
+        score_store_dir: str | None = declared(ScoringSettings, "score_store_dir"),
         probe_path: str | None = None,
         **kwargs,
     ):
@@ -220,6 +242,11 @@ class ScoringOp:
         :param conversations_key: ShareGPT field holding a list of ``{"from", "value"}`` turns.
         :param watch_ray_head: in a Ray driver joined to a cluster, stop the run in one line when
             the head stops answering (default true; ``DAAR_WATCH_RAY_HEAD=0`` turns it off for all).
+        :param score_store: keep every scored row in the score store and take stored rows from it,
+            so a killed or repeated run scores only the rows it has not scored (default true).
+        :param score_store_dir: the store's folder; ``None`` (default) uses ``$DAAR_SCORE_STORE``,
+            else ``~/.cache/data_juicer_daar/scores`` (``$XDG_CACHE_HOME`` when set). On a multi-node
+            Ray cluster it must be a folder every node mounts.
         :param probe_path: the old name of ``bundle_path`` (deprecated).
         :param args: extra args
         :param kwargs: extra args
@@ -238,6 +265,8 @@ class ScoringOp:
             model_batch_size=model_batch_size,
             model_dtype=model_dtype,
             watch_ray_head=watch_ray_head,
+            score_store=score_store,
+            score_store_dir=str(score_store_dir) if isinstance(score_store_dir, Path) else score_store_dir,
         )
         self.text_fields = settings(
             self._name,
@@ -261,6 +290,9 @@ class ScoringOp:
         self.model_key = model_utils.prepare_model(
             MODEL_TYPE, bundle_path=self.bundle_path, model=model_path, batch_size=model_batch_size, dtype=model_dtype
         )
+        # resolved where the op is built, so Ray workers (whose environment is the cluster's) use the driver's folder
+        store_dir = self.settings.score_store_dir
+        self.store_root = str(Path(store_dir).expanduser().resolve() if store_dir else default_root().resolve()) if self.settings.score_store else None
         self.preflown = False
         if in_ray_driver():  # the Ray executor runs no op method on the driver before rows are scored
             self.preflight()
@@ -268,9 +300,10 @@ class ScoringOp:
     def preflight(self) -> None:
         """The run-time checks, before any row is scored, once per op and process: the bundle (weights
         against the manifest) and its model (directory, config, fingerprint), the running recipe's
-        paths, the rows Data-Juicer dropped, a folder mixing formats, and in a Ray driver the head
-        watch. Runs from ``run`` under the default executor (before Data-Juicer forks its workers),
-        at construction in a Ray driver, and before the first row is scored anywhere else (``score_rows``)."""
+        paths, the rows Data-Juicer dropped, a folder mixing formats, the score store's folder, and in
+        a Ray driver the head watch and the progress lines. Runs from ``run`` under the default
+        executor (before Data-Juicer forks its workers), at construction in a Ray driver, and before
+        the first row is scored anywhere else (``score_texts``)."""
         if self.preflown:
             return
         bundle = (self.bundle_path, self.settings.model_path, self.heads_id)  # retrained in place: checked again
@@ -279,9 +312,34 @@ class ScoringOp:
             _bundles_checked.add(bundle)
         check_running_recipe()  # the recipe of this run (a process may run several): paths only, cheap
         warn_dropped_rows()
-        if self.settings.watch_ray_head and os.environ.get(WATCH_ENV, "1") != "0":
-            watch_head(self._name)
+        store = self.store()
+        if in_ray_driver():
+            if self.settings.watch_ray_head and os.environ.get(WATCH_ENV, "1") != "0":
+                watch_head(self._name)
+            if store is not None:
+                store.mark_driver(ray_job())
+                progress.Watch(self._name, store.progress_file(ray_job(), self._name), input_rows(), None).start()
         self.preflown = True
+
+    def store(self, tag: str | None = None, names: Sequence[str] | None = None) -> ScoreStore | None:
+        """This process's score store of ``tag`` (the op's own by default; ``names``: its domains),
+        opened once per process; None when the op's ``score_store`` is off."""
+        if not self.settings.score_store:
+            return None
+        tag, names = tag or self.tag, list(names or self.domain_names)
+        key = (self.store_root, tag)
+        if key not in _stores:
+            info = {"bundle": self.bundle_path, "domains": names, "dtype": self.dtype, "text": asdict(self.text_fields)}
+            _stores[key] = ScoreStore(self.store_root, tag, len(names)).open(info, ray_job())
+        return _stores[key]
+
+    def _progress_file(self) -> str | None:
+        """Where this worker notes its batches: the running op's file (default executor), or under
+        Ray the job's file in the score store; None without either."""
+        if os.environ.get(progress.PROGRESS_ENV):
+            return os.environ[progress.PROGRESS_ENV]
+        store = self.store() if ray_job() else None
+        return str(store.progress_file(ray_job(), self._name)) if store is not None else None
 
     def run(self, dataset, *args, **kwargs):
         self.preflight()
@@ -292,19 +350,22 @@ class ScoringOp:
         threads = 1 if workers >= (os.cpu_count() or 1) else max(1, CpuShare().threads() // workers)
         # with skip_op_error, Data-Juicer drops the rows of a batch that raised and carries on; the
         # workers note every failure here, so the run stops instead of ending with rows missing
-        fd, failure_log = tempfile.mkstemp(prefix="daar-failures-")
-        os.close(fd)
-        saved = {name: os.environ.get(name) for name in (FAILURE_ENV, THREADS_ENV)}
-        os.environ.update({FAILURE_ENV: failure_log, THREADS_ENV: str(threads)})
+        failure_log, progress_log = (_temp_file(f"daar-{what}-") for what in ("failures", "progress"))
+        saved = {name: os.environ.get(name) for name in (FAILURE_ENV, THREADS_ENV, progress.PROGRESS_ENV)}
+        os.environ.update({FAILURE_ENV: failure_log, THREADS_ENV: str(threads), progress.PROGRESS_ENV: progress_log})
         global _running
         _register_fork_hooks()
         _running += 1
+        watch = self._start(dataset, progress_log)
         try:
             out = super().run(dataset, *args, **kwargs)
             lines = Path(failure_log).read_text(encoding="utf-8").splitlines()
         finally:
             _running -= 1
-            Path(failure_log).unlink(missing_ok=True)
+            if watch is not None:
+                watch.stop()
+            for path in (failure_log, progress_log):
+                Path(path).unlink(missing_ok=True)
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
@@ -318,6 +379,31 @@ class ScoringOp:
                 f"({first.error}: {first.message}); stopping so that no row is lost silently"
             )
         return out
+
+    def _start(self, dataset, progress_log: str) -> progress.Watch | None:
+        """The start line (rows, already scored, to score) for a Data-Juicer dataset, and the watch
+        that logs the rate and ETA while the op runs; None when the op will score nothing."""
+        if not hasattr(dataset, "iter") or not len(dataset):
+            return None
+        store = self.store()
+        if store is not None:
+            store.refresh()  # chunks another run or an earlier op added; forked workers inherit the index
+        n, carried, stored = len(dataset), 0, 0
+        for batch in dataset.iter(batch_size=_CHUNK):
+            m = len(next(iter(batch.values())))
+            stats, metas = batch.get(Fields.stats) or [None] * m, batch.get(Fields.meta) or [None] * m
+            todo = [i for i in range(m) if stored_values(stats[i], metas[i], self.tag, self.wanted) is None]
+            carried += m - len(todo)
+            if store is not None and todo:
+                texts = [render({k: col[i] for k, col in batch.items()}, self.text_fields).text for i in todo]
+                stored += len(store.lookup(text_keys(texts))[0])
+        to_score = n - carried - stored
+        if store is None:
+            ready = f"{carried:,} already scored by an earlier op (score store off)"
+        else:
+            ready = f"{carried + stored:,} already scored ({carried:,} by an earlier op, {stored:,} in the score store {store.dir})"
+        logger.info(f"{self._name}: {n:,} rows: {ready}, {to_score:,} to score")
+        return progress.Watch(self._name, progress_log, n, to_score).start() if to_score else None
 
     def note_failure(self, rows: int, exc: Exception) -> None:
         """Record, from a worker, that a batch of ``rows`` failed (read back by ``run``)."""
@@ -333,37 +419,52 @@ class ScoringOp:
             torch.set_num_threads(threads)
         return scorer
 
-    def score_rows(self, rows: Sequence[Any], rank: int | None = None) -> TaggedScores:
-        """Render and score rows (sample mappings); counts odd samples in one log line."""
+    def score_texts(self, texts: Sequence[str], rank: int | None = None) -> tuple[Stored, str, list[str]]:
+        """Score rendered texts with the backbone: (their scores, the tag they were scored under, the
+        domain names the scores index)."""
         self.preflight()
-        rendered = [render(row, self.text_fields) for row in rows]
         t0 = time.perf_counter()
         scorer = self._scorer(rank)
         t1 = time.perf_counter()
-        scores = scorer.score([r.text for r in rendered])
+        scores = scorer.score(list(texts))
         t2 = time.perf_counter()
         load = f", model load {t1 - t0:.1f} s" if t1 - t0 > 0.05 else ""
         logger.info(
-            f"{self._name}: backbone embedded {len(rows)} samples in {t2 - t1:.1f} s "
-            f"({len(rows) / max(t2 - t1, 1e-9):.1f}/s{load}){ray_node()}"
+            f"{self._name}: backbone embedded {len(texts)} samples in {t2 - t1:.1f} s "
+            f"({len(texts) / max(t2 - t1, 1e-9):.1f}/s{load}){ray_node()}"
         )
+        index = {name: i for i, name in enumerate(scorer.domains)}
+        domain = np.array([index.get(d, -1) for d in scores.domains], dtype=np.int64)  # the no-text domain: -1
+        stored = Stored(domain, scores.subdomains, scores.probs, scores.predictor, scores.probe_entropy)
+        return stored, scoring_tag(scorer.heads_id, self.text_fields, scorer.backbone.dtype), list(scorer.domains)
+
+    def score_rendered(self, rendered: Sequence[Rendered], rank: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """The values of rendered rows (``row_values``): taken from the score store where it holds
+        them, else scored and kept there; and how many were scored."""
         issues = [r.issue for r in rendered]
         odd = Counter(i for i in issues if i)
         if odd:
             logger.warning(
-                f"{self._name}: {sum(odd.values())} of {len(rows)} samples had unusual text {dict(odd)}; each got a defined "
+                f"{self._name}: {sum(odd.values())} of {len(issues)} samples had unusual text {dict(odd)}; each got a defined "
                 "result and was kept"
             )
-        tag = scoring_tag(scorer.heads_id, self.text_fields, scorer.backbone.dtype)
-        return TaggedScores(
-            scores.domains,
-            scores.subdomains.tolist(),
-            scores.probs.tolist(),
-            scores.predictor.tolist(),
-            scores.probe_entropy.tolist(),
-            issues,
-            tag,
-        )
+        texts = [r.text for r in rendered]
+        out: list[dict[str, Any] | None] = [None] * len(texts)
+        store = self.store()
+        if store is not None:
+            keys = text_keys(texts)
+            found, stored = store.lookup(keys)
+            if len(found):
+                for j, v in zip(found.tolist(), row_values(stored, [issues[j] for j in found], self.tag, self.domain_names)):
+                    out[j] = v
+        missing = [j for j, v in enumerate(out) if v is None]
+        if missing:
+            scored, tag, names = self.score_texts([texts[j] for j in missing], rank)
+            if store is not None:
+                self.store(tag, names).add(keys[missing], scored)
+            for j, v in zip(missing, row_values(scored, [issues[j] for j in missing], tag, names)):
+                out[j] = v
+        return out, len(missing)
 
     def values(
         self,
@@ -375,10 +476,13 @@ class ScoringOp:
     ) -> list[dict[str, Any]]:
         """The one reuse-or-score path of every op: per row, the ``wanted`` values (of
         ``reuse.VALUE_NAMES``) and ``bundle``, the tag they belong to. Values an earlier op stored
-        under this op's tag are reused; every other row is scored here, ``rows_of(indices)`` giving
-        its samples."""
+        under this op's tag are reused; every other row is taken from the score store or scored
+        here, ``rows_of(indices)`` giving its samples, in chunks the store keeps whole."""
         out = [stored_values(stat, meta, self.tag, wanted) for stat, meta in zip(stats, metas)]
         todo = [i for i, v in enumerate(out) if v is None]
+        where = self._progress_file()
+        if len(out) > len(todo):
+            progress.note(where, len(out) - len(todo), len(out) - len(todo), 0)
         if not todo:
             return out
         stale = sum(other_tag(stats[i], metas[i], self.tag) for i in todo)
@@ -388,13 +492,15 @@ class ScoringOp:
             )
         if self.reuse_hint and len(todo) > stale:
             logger.info(
-                f"{self._name}: {len(todo) - stale} of {len(out)} samples have no DaaR values yet; scoring them here ({self.reuse_hint})"
+                f"{self._name}: {len(todo) - stale} of {len(out)} samples have no DaaR values from an earlier op; taking them "
+                f"from the score store or scoring them here ({self.reuse_hint})"
             )
         for start in range(0, len(todo), _CHUNK):
             chunk = todo[start : start + _CHUNK]
-            scored = self.score_rows(rows_of(chunk), rank)
-            for j, i in enumerate(chunk):
-                out[i] = scored.row(j)
+            scored, fresh = self.score_rendered([render(row, self.text_fields) for row in rows_of(chunk)], rank)
+            for i, v in zip(chunk, scored):
+                out[i] = v
+            progress.note(where, len(chunk), len(chunk) - fresh, fresh)
         return out
 
     def batch_values(self, wanted: Sequence[str], samples: dict[str, list], rank: int | None = None) -> list[dict[str, Any]]:

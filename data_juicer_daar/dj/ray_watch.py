@@ -39,6 +39,12 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+def ray_job() -> str | None:
+    """The Ray job id inside a Ray worker or driver (the same in both), None elsewhere."""
+    ray = _ray()
+    return ray.get_runtime_context().get_job_id() if ray else None
+
+
 def in_ray_driver() -> bool:
     """Whether this process is a Ray driver (the script that joined or started Ray; not a worker)."""
     ray = _ray()

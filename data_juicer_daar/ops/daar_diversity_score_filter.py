@@ -40,6 +40,7 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
     runs once per sample. A sample without usable text scores 0. Parameters: docs/ops.md."""
 
     _batched_op = True
+    wanted = tuple(keys.SCORES)
 
     def __init__(
         self,
@@ -63,7 +64,7 @@ class DaarDiversityScoreFilter(ScoringOp, Filter):
         self.stat_key = keys.SCORES[score_source].stats_key
 
     def compute_stats_batched(self, samples, rank=None, **kwargs):
-        values = self.batch_values(tuple(keys.SCORES), samples, rank)
+        values = self.batch_values(self.wanted, samples, rank)
         for stat, v in zip(samples[Fields.stats], values):
             stat.update({score.stats_key: float(v[name]) for name, score in keys.SCORES.items()}, **{keys.SCORING_TAG: v["bundle"]})
         return samples

@@ -24,9 +24,10 @@ class DaarDomainProbeMapper(ScoringOp, Mapper):
     Parameters: ``ScoringOp.__init__`` (docs/ops.md)."""
 
     _batched_op = True
+    wanted = ("domain", "subdomain", "probs", "predictor", "issue")
 
     def process_batched(self, samples, rank=None):
-        values = self.batch_values(("domain", "subdomain", "probs", "predictor", "issue"), samples, rank)
+        values = self.batch_values(self.wanted, samples, rank)
         samples[Fields.meta] = [
             {
                 **(meta or {}),

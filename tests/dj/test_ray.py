@@ -12,7 +12,13 @@ import yaml
 from helpers import HOSTILE, dj, theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
+
+
+def run_env() -> dict:
+    """The environment subprocesses run in (read at each call: each test has its own score store)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
+
+
 pytestmark = pytest.mark.slow  # a Ray cluster and dj-process in subprocesses
 
 
@@ -29,9 +35,9 @@ def ray_cluster(tmp_path_factory):
         f"--temp-dir={temp}",
         "--disable-usage-stats",
     ]
-    subprocess.run(start, check=True, env=ENV, capture_output=True, timeout=300)
+    subprocess.run(start, check=True, env=run_env(), capture_output=True, timeout=300)
     yield "auto"
-    subprocess.run([str(BIN / "ray"), "stop", "--force"], env=ENV, capture_output=True, timeout=300)
+    subprocess.run([str(BIN / "ray"), "stop", "--force"], env=run_env(), capture_output=True, timeout=300)
 
 
 def exported_rows(path: Path) -> list[dict]:
@@ -60,7 +66,7 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
     }
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = dj("dj-process", recipe, tmp_path, env=ENV, timeout=900)
+    result = dj("dj-process", recipe, tmp_path, env=run_env(), timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", result.stdout + result.stderr))
     return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl"), embedded
@@ -118,7 +124,7 @@ def test_ray_selector_without_scores_fails_with_one_line(ray_cluster, tiny_bundl
     }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = dj("dj-process", recipe, tmp_path, env=ENV, timeout=900)
+    result = dj("dj-process", recipe, tmp_path, env=run_env(), timeout=900)
     assert result.returncode != 0
     assert "put daar_diversity_score_filter (same bundle_path) before this op" in result.stdout + result.stderr
 
@@ -180,7 +186,7 @@ def test_folder_mixing_formats_is_refused_at_start(tiny_bundle, tmp_path):
     }
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = dj("dj-process", recipe, tmp_path, env=ENV, timeout=900)
+    result = dj("dj-process", recipe, tmp_path, env=run_env(), timeout=900)
     assert result.returncode != 0
     assert f"{folder} holds 1 JSON file(s) and 1 Parquet file(s): Data-Juicer reads one format per folder" in result.stdout + result.stderr
     assert not (tmp_path / "out" / "s.jsonl").exists()
@@ -214,7 +220,7 @@ def test_the_shipped_ray_recipe_runs_as_written(tiny_bundle, tmp_path, runner):
     recipe = tmp_path / "daar_select_ray.yaml"
     recipe.write_text(yaml.safe_dump(config))
     command = [str(BIN / "dj-process")] if runner == "dj-process" else [str(BIN / "daar"), "process"]
-    result = subprocess.run([*command, "--config", str(recipe)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900)
+    result = subprocess.run([*command, "--config", str(recipe)], cwd=tmp_path, env=run_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     selected = exported_rows(tmp_path / "outputs" / "selected_ray")
     assert len(selected) == 20 and len({r["id"] for r in selected}) == 20

@@ -20,7 +20,13 @@ import yaml
 from helpers import theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
+
+
+def run_env() -> dict:
+    """The environment subprocesses run in (read at each call: each test has its own score store)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DEDUP_LOGS": "0"}
+
+
 SHARDS, ROWS_PER_SHARD = 6, 1000
 pytestmark = pytest.mark.slow  # Ray clusters and dj-process in subprocesses
 SELECT = {"top_ratio": 0.2, "mode": "balanced", "coverage": True}  # the shipped recipe's selection
@@ -96,7 +102,7 @@ def run(config: Path, fault=None, timeout: float = 600) -> tuple[int, str, bool]
     proc = subprocess.Popen(
         [str(BIN / "dj-process"), "--config", str(config)],
         cwd=config.parent,
-        env=ENV,
+        env=run_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -286,6 +292,6 @@ def test_the_head_watch_starts_in_a_driver_that_joined_and_can_be_turned_off(clu
         ("off", {}, "not watching"),
         ("on", {"DAAR_WATCH_RAY_HEAD": "0"}, "not watching"),
     ):
-        done = subprocess.run([sys.executable, "-c", code, switch], env={**ENV, **env}, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([sys.executable, "-c", code, switch], env={**run_env(), **env}, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip().splitlines()[-1] == expected, (switch, env)

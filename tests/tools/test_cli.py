@@ -12,13 +12,18 @@ from helpers import theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def run_env() -> dict:
+    """The environment subprocesses run in (read at each call: each test has its own score store)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1"}
+
 
 pytestmark = pytest.mark.slow  # the daar command and dj-process in subprocesses
 
 
 def run(*args, cwd=None, timeout=900):
-    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=run_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def report_of(tmp_path, selection, out: str, id_key: str):
@@ -194,7 +199,7 @@ def test_report_rejects_unscored_pool(tmp_path):
 @pytest.mark.parametrize("args", [[], ["nope"], ["common"]])
 def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
     root = RECIPES.parent
-    result = subprocess.run(["bash", str(root / "scripts" / "bench.sh"), *args], env=ENV, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["bash", str(root / "scripts" / "bench.sh"), *args], env=run_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "downstream_proxy" in result.stderr
 
@@ -216,7 +221,12 @@ def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
 )
 def test_benchmark_bad_arguments_fail_in_one_line(script, args, message):
     result = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{script}", *args], cwd=RECIPES.parent, env=ENV, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", f"benchmarks.{script}", *args],
+        cwd=RECIPES.parent,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
@@ -230,7 +240,7 @@ def test_gpu_check_is_ready_and_says_clearly_when_there_is_no_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: run benchmarks/gpu_check.sh itself")
     result = subprocess.run(
-        ["bash", str(root / "benchmarks" / "gpu_check.sh")], cwd=root, env=ENV, capture_output=True, text=True, timeout=300
+        ["bash", str(root / "benchmarks" / "gpu_check.sh")], cwd=root, env=run_env(), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("gpu_check: no CUDA device is visible to torch")
@@ -307,7 +317,7 @@ def test_two_concurrent_trainings_into_one_directory_leave_a_valid_bundle(tmp_pa
     out = tmp_path / "shared"
     args = [str(BIN / "daar"), *tiny_train(theme_corpus, out, tiny_model, epochs=5, folds=2)]
     procs = [
-        subprocess.Popen([*args, "--seed", str(seed)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([*args, "--seed", str(seed)], env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for seed in (1, 2)
     ]
     results = [(p.wait(timeout=900), p.stderr.read()) for p in procs]
@@ -324,7 +334,7 @@ def test_ctrl_c_is_one_line_and_leaves_no_bundle(tmp_path, tiny_model, theme_cor
 
     out = tmp_path / "b"
     args = [str(BIN / "daar"), *tiny_train(theme_corpus, out, tiny_model, epochs=200, folds=5), "--patience", "200"]
-    child = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(args, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in child.stderr:  # until training runs: the backbone is loaded
         seen.append(line)

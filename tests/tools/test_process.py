@@ -8,12 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import dj, read_rows, recipe, theme_rows, write_jsonl
+from helpers import dj, gone, read_rows, recipe, running_with, theme_rows, write_jsonl
 
 pytestmark = pytest.mark.slow  # dj-process in subprocesses
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def run_env() -> dict:
+    """The environment subprocesses run in (read at each call: each test has its own score store)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 def selection_recipe(tmp_path, bundle, rows: int = 10):
@@ -26,7 +30,7 @@ def selection_recipe(tmp_path, bundle, rows: int = 10):
 
 def daar_process(config, cwd, *extra) -> subprocess.CompletedProcess:
     command = [str(BIN / "daar"), "process", "--config", str(config), *extra]
-    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, errors="replace", timeout=600)
+    return subprocess.run(command, cwd=cwd, env=run_env(), capture_output=True, text=True, errors="replace", timeout=600)
 
 
 def hidden(folder: Path) -> list[str]:
@@ -69,7 +73,7 @@ def test_a_run_killed_at_any_moment_leaves_a_whole_export(tmp_path, tiny_bundle)
     child = subprocess.Popen(
         [str(BIN / "daar"), "process", "--config", str(config)],
         cwd=tmp_path,
-        env=ENV,
+        env=run_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -115,41 +119,16 @@ def test_a_rerun_of_daar_process_does_not_tell_the_user_to_use_daar_process(tmp_
     assert (tmp_path / "out" / "selected.jsonl").is_file() and "rewrites" not in second.stdout + second.stderr
 
 
-def running_with(marker: str) -> list[int]:
-    """PIDs of live processes whose command line holds ``marker`` (zombies aside)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
 def start_until_scoring(command: list[str], cwd: Path) -> subprocess.Popen:
     """Start ``command`` (its output to a file, so nothing blocks on a pipe) and return once a DaaR
     op has scored its first batch."""
     log = (cwd / "run.log").open("w")
-    child = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(command, cwd=cwd, env=run_env(), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while "backbone embedded" not in (cwd / "run.log").read_text(errors="replace"):
         assert child.poll() is None and time.monotonic() < deadline, f"{command} ended before scoring"
         time.sleep(0.05)
     return child
-
-
-def gone(marker: str, seconds: float = 3) -> bool:
-    """Whether every process with ``marker`` in its command line ends within ``seconds`` (the run
-    itself would go on for much longer)."""
-    deadline = time.monotonic() + seconds
-    while running_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return not running_with(marker)
 
 
 def long_recipe(tmp_path, tiny_bundle) -> Path:
