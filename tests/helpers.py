@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -98,3 +99,21 @@ def gone(marker: str, seconds: float = 3) -> bool:
     while running_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     return not running_with(marker)
+
+
+def embedded(log: str) -> int:
+    return sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", log))
+
+
+def run_until_killed(cmd: list[str], cwd: Path, env: dict, lines: int) -> str:
+    """Run ``cmd`` until it printed ``lines`` progress lines of the mapper, then SIGKILL it; its output."""
+    log = cwd / "killed.log"
+    with log.open("w") as out:
+        child = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while len(re.findall(r"daar_domain_probe_mapper: [\d,]+ of [\d,]+ rows \(", log.read_text(errors="replace"))) < lines:
+            assert child.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.05)
+        child.kill()
+        child.wait()
+    return log.read_text(errors="replace")

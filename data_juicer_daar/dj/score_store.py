@@ -104,6 +104,7 @@ class ScoreStore:
         self._rows = np.empty(0, dtype=np.int64)  # row of each sorted key in the concatenated parts
         self._all: Stored | None = None
         self.skipped = 0
+        self.refreshed: float | None = None  # when ``refresh`` last ran (monotonic)
 
     def open(self, info: dict, job: str | None = None) -> ScoreStore:
         """Create the folder if needed and check that it takes files (``ConfigError`` in one line if
@@ -140,6 +141,7 @@ class ScoreStore:
 
     def refresh(self) -> int:
         """Read the chunk files added since the last call; the number of rows the store holds."""
+        self.refreshed = time.monotonic()
         names = sorted(p.name for p in self.dir.glob(CHUNK_GLOB)) if self.dir.is_dir() else []
         new = [n for n in names if n not in self._loaded]
         skipped = 0
@@ -166,8 +168,19 @@ class ScoreStore:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, Stored | None]:
-        """(the positions of ``keys`` found, their scores in that order)."""
+    def lookup(self, keys: np.ndarray, stale: float = 10.0) -> tuple[np.ndarray, Stored | None]:
+        """(the positions of ``keys`` found, their scores in that order). Files other processes added
+        are read first when the store was never read, or when a key is missing and the last read is
+        ``stale`` seconds old."""
+        if self.refreshed is None:
+            self.refresh()
+        found, values = self._lookup(keys)
+        held = len(self._keys)
+        if len(found) < len(keys) and time.monotonic() - self.refreshed >= stale and self.refresh() > held:
+            found, values = self._lookup(keys)
+        return found, values
+
+    def _lookup(self, keys: np.ndarray) -> tuple[np.ndarray, Stored | None]:
         if not len(self._keys) or not len(keys):
             return np.empty(0, dtype=np.int64), None
         at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import HOSTILE, dj, theme_rows, write_jsonl
+from helpers import HOSTILE, dj, embedded, gone, run_until_killed, theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 
@@ -66,7 +66,8 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
     }
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    result = dj("dj-process", recipe, tmp_path, env=run_env(), timeout=900)
+    # a store of its own: each run here scores every row itself
+    result = dj("dj-process", recipe, tmp_path, env={**run_env(), "DAAR_SCORE_STORE": str(tmp_path / f"{name}-store")}, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", result.stdout + result.stderr))
     return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl"), embedded
@@ -225,3 +226,39 @@ def test_the_shipped_ray_recipe_runs_as_written(tiny_bundle, tmp_path, runner):
     selected = exported_rows(tmp_path / "outputs" / "selected_ray")
     assert len(selected) == 20 and len({r["id"] for r in selected}) == 20
     assert not [p.name for p in (tmp_path / "outputs").iterdir() if p.name.startswith(".")]  # nothing left aside
+
+
+def test_a_killed_ray_run_resumes_from_the_score_store(ray_cluster, tiny_bundle, tmp_path):
+    rows = theme_rows(500)[:2000]
+    pool = write_jsonl(tmp_path / "pool.jsonl", rows)
+    op = {"bundle_path": str(tiny_bundle), "model_dtype": "float32", "batch_size": 10}
+    config = {
+        "project_name": "resume",
+        "dataset_path": str(pool),
+        "export_path": str(tmp_path / "out" / "selected.jsonl"),
+        "text_keys": "instruction",
+        "executor_type": "ray",
+        "ray_address": ray_cluster,
+        "process": [
+            {"daar_domain_probe_mapper": op},
+            {"daar_diversity_score_filter": op},
+            {"daar_topk_reward_ray_selector": {**op, "top_ratio": 0.1, "mode": "balanced", "coverage": True}},
+        ],
+    }
+    recipe = tmp_path / "resume.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    env = {**run_env(), "DAAR_PROGRESS_SECONDS": "0.5"}
+    first = run_until_killed([str(BIN / "dj-process"), "--config", str(recipe)], tmp_path, env, lines=2)
+    assert re.search(r"daar_domain_probe_mapper: [\d,]+ of 2,000 rows \(.*rows/s, ETA", first), first[-3000:]
+    assert gone(str(recipe), seconds=30)
+    done = embedded(first)
+    again = dj("dj-process", recipe, tmp_path, env=env, timeout=900)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    rescored = embedded(again.stdout + again.stderr) - (len(rows) - done)
+    assert 0 < done < len(rows) and rescored <= 2 * 10  # at most the batch in flight on each of the 2 CPUs
+    default = tmp_path / "default"
+    default.mkdir()
+    reference, _ = run_recipe(
+        default, "default", pool, tiny_bundle, "daar_topk_reward_selector", top_ratio=0.1, mode="balanced", coverage=True
+    )
+    assert sorted(r["id"] for r in exported_rows(tmp_path / "out" / "selected.jsonl")) == sorted(r["id"] for r in reference)

@@ -5,13 +5,12 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from data_juicer.utils.constant import Fields
-from helpers import dj, gone, read_rows, recipe, run_ops, running_with, theme_rows, write_jsonl
+from helpers import dj, embedded, gone, read_rows, recipe, run_ops, run_until_killed, running_with, theme_rows, write_jsonl
 from loguru import logger
 
 from data_juicer_daar import keys
@@ -199,10 +198,6 @@ def command(tool: str, config: Path) -> list[str]:
     return [str(BIN / "daar"), "process", "--config", str(config)] if tool == "daar" else [str(BIN / "dj-process"), "--config", str(config)]
 
 
-def embedded(log: str) -> int:
-    return sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", log))
-
-
 def start_line(log: str, op: str = "daar_domain_probe_mapper") -> tuple[int, int, int]:
     """(rows, in the store, to score) from the op's start line."""
     found = re.search(
@@ -210,20 +205,6 @@ def start_line(log: str, op: str = "daar_domain_probe_mapper") -> tuple[int, int
     )
     assert found, log[-3000:]
     return tuple(int(g.replace(",", "")) for g in found.groups())
-
-
-def run_until_killed(cmd: list[str], cwd: Path, env: dict, lines: int) -> str:
-    """Run ``cmd`` until it printed ``lines`` progress lines of the mapper, then SIGKILL it; its output."""
-    log = cwd / "killed.log"
-    with log.open("w") as out:
-        child = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300
-        while len(re.findall(r"daar_domain_probe_mapper: [\d,]+ of [\d,]+ rows \(", log.read_text(errors="replace"))) < lines:
-            assert child.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.05)
-        child.kill()
-        child.wait()
-    return log.read_text(errors="replace")
 
 
 @pytest.mark.slow
