@@ -18,27 +18,23 @@ from pathlib import Path
 from loguru import logger
 
 from ..errors import ConfigError
-from ..method.corpus import JSON_SUFFIXES
+from ..method.corpus import JSON_SUFFIXES, data_suffix, read_data
 
 #: data file suffixes by the reader both executors pick for them (one reader per folder)
-FORMATS = {".json": "JSON", ".jsonl": "JSON", ".parquet": "Parquet", ".csv": "CSV", ".tsv": "CSV", ".txt": "text"}
+FORMATS = {**dict.fromkeys(JSON_SUFFIXES, "JSON"), ".parquet": "Parquet", ".csv": "CSV", ".tsv": "CSV", ".txt": "text"}
 
 
 def _json_rows(path: Path) -> Iterable[object]:
-    with path.open(encoding="utf-8") as fh:
-        head = fh.read(1)
-        while head.isspace():
-            head = fh.read(1)
-        fh.seek(0)
-        if head == "[":  # a JSON array
-            yield from json.load(fh)
-            return
-        for line in fh:
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except (ValueError, RecursionError):
-                    continue  # Data-Juicer's loader reports unreadable files itself
+    text = read_data(path).decode("utf-8", errors="replace")
+    if text.lstrip().startswith("["):  # a JSON array
+        yield from json.loads(text)
+        return
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except (ValueError, RecursionError):
+                continue  # Data-Juicer's loader reports unreadable files itself
 
 
 def _missing(value: object) -> bool:
@@ -70,11 +66,11 @@ def count_dropped(path: str | Path, keys: list[str]) -> tuple[int, int] | None:
     dropped = total = 0
     seen = False
     for file in files:
-        if file.suffix == ".parquet":
+        if data_suffix(file) == ".parquet":
             import pyarrow.parquet as pq
 
             d, t = _arrow_dropped(pq.read_table(file), keys)
-        elif file.suffix in JSON_SUFFIXES:
+        elif data_suffix(file) in JSON_SUFFIXES:
             d = t = 0
             for row in _json_rows(file):
                 t += 1
@@ -129,8 +125,9 @@ def check_one_format(path: str | Path) -> None:
         return
     found: dict[str, int] = {}
     for file in path.rglob("*"):
-        if file.is_file() and file.suffix in FORMATS:
-            found[FORMATS[file.suffix]] = found.get(FORMATS[file.suffix], 0) + 1
+        fmt = FORMATS.get(data_suffix(file)) if file.is_file() else None
+        if fmt:
+            found[fmt] = found.get(fmt, 0) + 1
     if len(found) > 1:
         held = " and ".join(f"{n} {fmt} file(s)" for fmt, n in sorted(found.items()))
         raise ConfigError(

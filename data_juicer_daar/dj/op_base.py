@@ -49,7 +49,7 @@ from .processes import die_with_parent
 from .ray_watch import in_ray_driver, ray_job, ray_node, watch_head
 from .recipe_paths import check_running_recipe
 from .reuse import VALUE_NAMES, other_tag, scoring_tag, stored_values
-from .score_store import ScoreStore, Stored, default_root, text_keys
+from .score_store import ScoreStore, Stored, default_root, summarize, text_keys
 
 MODEL_TYPE = "daar_scorer"
 #: set to 0 to turn the Ray head watch off for every op (the op parameter ``watch_ray_head`` does it per op)
@@ -69,6 +69,7 @@ model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 
 _CHUNK = 1000  # rows rendered and scored together: the most a kill loses per worker
 _stores: dict[tuple[str, str], ScoreStore] = {}  # this process's open score stores by (folder, tag)
+_sized: set[Path] = set()  # store folders whose size this process reported
 
 _running = 0  # ScoringOp.run calls in progress in this process
 _fork_hook = False  # whether the fork hooks are registered
@@ -292,7 +293,9 @@ class ScoringOp:
         )
         # resolved where the op is built, so Ray workers (whose environment is the cluster's) use the driver's folder
         store_dir = self.settings.score_store_dir
-        self.store_root = str(Path(store_dir).expanduser().resolve() if store_dir else default_root().resolve()) if self.settings.score_store else None
+        self.store_root = (
+            str(Path(store_dir).expanduser().resolve() if store_dir else default_root().resolve()) if self.settings.score_store else None
+        )
         self.preflown = False
         if in_ray_driver():  # the Ray executor runs no op method on the driver before rows are scored
             self.preflight()
@@ -388,6 +391,13 @@ class ScoringOp:
         store = self.store()
         if store is not None:
             store.refresh()  # chunks another run or an earlier op added; forked workers inherit the index
+            if store.root not in _sized:
+                _sized.add(store.root)
+                tags = summarize(store.root)
+                logger.info(
+                    f"score store {store.root}: {sum(t.rows for t in tags):,} rows under {len(tags)} tag(s), "
+                    f"{sum(t.bytes for t in tags) / 1e6:.1f} MB; `daar store` lists them and prunes the ones no longer needed"
+                )
         n, carried, stored = len(dataset), 0, 0
         for batch in dataset.iter(batch_size=_CHUNK):
             m = len(next(iter(batch.values())))

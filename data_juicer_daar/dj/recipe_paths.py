@@ -76,6 +76,20 @@ def read_paths(cfg) -> list[tuple[str, Path]]:
     return out
 
 
+def store_dirs(cfg) -> list[tuple[str, Path]]:
+    """(what, folder) of the score store of each DaaR op that keeps one."""
+    from .score_store import default_root
+
+    out = []
+    for op in getattr(cfg, "process", None) or []:
+        for name, params in op.items() if isinstance(op, dict) else []:
+            params = params if isinstance(params, dict) else {}
+            if name.startswith("daar_") and params.get("score_store", True) is not False:
+                folder = params.get("score_store_dir")
+                out.append((f"{name}'s score store", Path(folder).expanduser() if isinstance(folder, str) and folder else default_root()))
+    return out
+
+
 def _check_writable(what: str, path: str, folder_export: bool) -> None:
     """``ConfigError`` when Data-Juicer could not write ``path`` at the end of the run: a path it does
     not expand (``~``), a file export onto an existing folder or with no suffix, or a folder it cannot write into."""
@@ -117,8 +131,15 @@ def check_recipe_paths(cfg, hint: bool = True) -> None:
         if target in seen:
             raise ConfigError(f"{what} and {seen[target]} are one file, {path}: the second would overwrite the first; give each its own")
         seen[target] = what
+    for what, store in store_dirs(cfg):
+        for label, given in [*inputs, *((w, Path(p)) for w, p in written_paths(cfg))]:
+            if _inside(store.resolve(), given.resolve()):
+                raise ConfigError(
+                    f"{what} {store} is {'inside ' if store.resolve() != given.resolve() else ''}{label} {given}: the ops would "
+                    "write their score files there; set score_store_dir to a folder of its own"
+                )
     for label, given in inputs:
-        if label == "the recipe's input" and given.is_file() and given.suffix in JSON_SUFFIXES and _blank(given):
+        if label == "the recipe's input" and given.is_file() and given.suffix.lower() in JSON_SUFFIXES and _blank(given):
             raise ConfigError(f"{given} is empty: Data-Juicer cannot read a dataset with no rows; give it rows or leave it out")
     export = getattr(cfg, "export_path", None)
     if hint and export and Path(export).exists() and not os.environ.get(ATOMIC_EXPORT_ENV) and export not in _hinted:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -31,6 +32,7 @@ ROOT_ENV = "DAAR_SCORE_STORE"
 CHUNK_GLOB = "chunk-*.npz"
 RUNS = "runs"  # per tag: Ray jobs' driver marks and progress files
 INFO = "info.json"  # per tag: what wrote it (for ``daar store``)
+TAG_NAME = re.compile(r"[0-9a-f]{16}")  # ``reuse.scoring_tag``
 ARRAYS = ("keys", "domain", "subdomain", "probs", "predictor", "probe_entropy")
 
 
@@ -222,17 +224,27 @@ class TagSummary:
     modified: float
 
 
+def _info(folder: Path) -> dict | None:
+    """The record an op wrote in a tag folder, or None when ``folder`` is not one the ops wrote."""
+    if not TAG_NAME.fullmatch(folder.name):
+        return None
+    try:
+        info = json.loads((folder / INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and {"bundle", "dtype", "text"} <= set(info) else None
+
+
 def summarize(root: str | Path) -> list[TagSummary]:
-    """Every tag folder under ``root`` (rows counted from the file names, nothing loaded)."""
+    """Every tag folder the ops wrote under ``root`` (rows counted from the file names, nothing loaded)."""
     root = Path(root)
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        info = _info(folder)
+        if info is None:
+            continue
         files = [p for p in folder.iterdir() if p.is_file()]
         chunks = [p for p in files if p.match(CHUNK_GLOB)]
-        try:
-            info = json.loads((folder / INFO).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            info = {}
         rows = sum(int(p.stem.rsplit("-", 1)[-1]) for p in chunks if p.stem.rsplit("-", 1)[-1].isdigit())
         stats = [p.stat() for p in files]
         out.append(

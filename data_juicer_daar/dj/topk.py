@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from data_juicer.utils.constant import Fields
 from loguru import logger
+from tqdm import tqdm
 
 from .. import keys
 from ..errors import ConfigError
@@ -18,12 +19,41 @@ from .op_base import ScoringOp
 from .reuse import stored_values
 
 POSITION = "__daar_position__"  # temporary Ray column: each row's input position
+_BATCH = 1000  # rows read at a time into the selection's columns
 
 
-def score_columns(values: Sequence[dict[str, Any]], source: str) -> tuple[list[float], list[str], list[int]]:
-    """(the score named ``source``, domain, sub-domain) per row from ``ScoringOp.values`` /
-    ``stored_values`` dicts ("" and -1 where not asked for)."""
-    return [float(v[source]) for v in values], [v.get("domain") or "" for v in values], [int(v.get("subdomain", -1)) for v in values]
+class Columns:
+    """The three columns a pick reads, one fixed-size entry per row (no object per row): the score,
+    the domain as a code into ``names`` and the sub-domain (-1 where not asked for).
+
+    :param n: rows.
+    :param names: the bundle's domain names; other names met (the no-text domain) are added.
+    """
+
+    def __init__(self, n: int, names: Sequence[str]) -> None:
+        self.scores = np.zeros(n, dtype=np.float64)
+        self.codes = np.zeros(n, dtype=np.int32)
+        self.groups = np.full(n, -1, dtype=np.int64)
+        self.names = ["", *names]  # code 0: no domain asked for
+        self._code = {name: i for i, name in enumerate(self.names)}
+
+    def code(self, name: str) -> int:
+        if name not in self._code:
+            self._code[name] = len(self.names)
+            self.names.append(name)
+        return self._code[name]
+
+    def put(self, at: np.ndarray | slice, values: Sequence[dict[str, Any]], source: str) -> None:
+        """Fill rows ``at`` from ``ScoringOp.values`` / ``stored_values`` dicts."""
+        self.scores[at] = [float(v[source]) for v in values]
+        self.codes[at] = [self.code(v.get("domain") or "") for v in values]
+        self.groups[at] = [int(v.get("subdomain", -1)) for v in values]
+
+    def pick(self, spec: TopkSpec, who: str) -> np.ndarray:
+        """Indices (ascending) of the rows to keep. The domain column is one reference per row to the
+        few name strings."""
+        domains = np.asarray(self.names, dtype=object)[self.codes]
+        return spec.pick(self.scores, domains, self.groups, who=who)
 
 
 class TopkOp(ScoringOp):
@@ -95,23 +125,21 @@ class TopkOp(ScoringOp):
         and the sub-domain with coverage."""
         return (self.score_source, *(("domain",) if self.spec.needs_domains else ()), *(("subdomain",) if self.spec.coverage else ()))
 
-    def pick(self, values: Sequence[dict[str, Any]]) -> np.ndarray:
-        """Indices (ascending) of the rows to keep."""
-        return self.spec.pick(*score_columns(values, self.score_source), who=self._name)
-
     def select_dataset(self, dataset):
-        """The selection on a Data-Juicer dataset; values earlier ops did not store are scored here."""
+        """The selection on a Data-Juicer dataset, read a batch at a time into ``Columns`` (the
+        driver holds the columns, never the rows); values earlier ops did not store are scored here."""
         n = len(dataset)
         self.spec.warn_if_empty(n, self._name)
         if self.spec.budget(n) >= n:
             return dataset
-        stats = dataset[Fields.stats] if Fields.stats in dataset.column_names else [None] * n
-        metas = dataset[Fields.meta] if Fields.meta in dataset.column_names else [None] * n
-        values = self.values(self.wanted, stats, metas, lambda rows: dataset.select(rows).to_list())
-        return dataset.select(self.pick(values).tolist())
+        columns = Columns(n, self.domain_names)
+        for start in tqdm(range(0, n, _BATCH), desc=f"{self._name}: reading scores", unit="batch", disable=n <= _BATCH):
+            batch = dataset[start : start + _BATCH]
+            columns.put(slice(start, start + _BATCH), self.batch_values(self.wanted, batch), self.score_source)
+        return dataset.select(columns.pick(self.spec, self._name).tolist())
 
 
-def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Sequence[str], who: str):
+def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Sequence[str], domains: Sequence[str], who: str):
     """The selection on a Ray dataset whose rows an earlier op scored under ``tag``: only (position,
     score, domain, sub-domain) per row reaches the driver, which picks; the rows are then filtered
     on the nodes that hold them."""
@@ -143,19 +171,23 @@ def select_on_ray(dataset, *, spec: TopkSpec, source: str, tag: str, wanted: Seq
                 f"{who}: a row has no {keys.SCORES[source].stats_key} stats of this bundle and text settings; "
                 "put daar_diversity_score_filter (same bundle_path and text settings) before this op"
             )
-        scores, domains, groups = score_columns(values, source)
-        return pa.table({POSITION: table.column(POSITION), "score": scores, "domain": domains, "subdomain": groups})
+        return pa.table(
+            {
+                POSITION: table.column(POSITION),
+                "score": [float(v[source]) for v in values],
+                "domain": [v.get("domain") or "" for v in values],
+                "subdomain": [int(v.get("subdomain", -1)) for v in values],
+            }
+        )
 
-    scores = np.zeros(n)
-    domains = np.empty(n, dtype=object)
-    groups = np.full(n, -1, dtype=np.int64)
+    columns = Columns(n, domains)
     for batch in tagged.map_batches(extract, batch_format="pyarrow").iter_batches(batch_format="pyarrow"):
         pos = batch.column(POSITION).to_numpy()
-        scores[pos] = batch.column("score").to_numpy()
-        domains[pos] = batch.column("domain").to_pylist()
-        groups[pos] = batch.column("subdomain").to_numpy()
+        columns.scores[pos] = batch.column("score").to_numpy()
+        columns.codes[pos] = [columns.code(d) for d in batch.column("domain").to_pylist()]
+        columns.groups[pos] = batch.column("subdomain").to_numpy()
     keep = np.zeros(n, dtype=bool)
-    keep[spec.pick(scores, domains.tolist(), groups, who=who)] = True
+    keep[columns.pick(spec, who)] = True
     keep_ref = ray.put(keep)
     logger.info(f"{who}: keeping {int(keep.sum())} of {n} rows, filtered on the nodes that hold them")
 

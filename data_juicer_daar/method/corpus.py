@@ -7,7 +7,35 @@ from pathlib import Path
 
 from ..errors import CorpusError, RepeatedKeyError
 
-JSON_SUFFIXES = (".json", ".jsonl")  # the files Data-Juicer reads as JSON rows
+#: the files Data-Juicer reads as JSON rows, by ``data_suffix`` (gzip and zstd shards too)
+JSON_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".json.zst", ".jsonl.zst")
+COMPRESSED = (".gz", ".zst")
+
+
+def data_suffix(path: str | Path) -> str:
+    """The suffix by which Data-Juicer picks a file's reader: the last one, lower-cased, or the last
+    two for a compressed file (``.jsonl.gz``)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    return "".join(suffixes[-2:]) if suffixes and suffixes[-1] in COMPRESSED else "".join(suffixes[-1:])
+
+
+def read_data(path: str | Path) -> bytes:
+    """The bytes of a data file, decompressed when its suffix says gzip or zstd (as Data-Juicer reads it)."""
+    path = Path(path)
+    data = path.read_bytes()
+    suffix = data_suffix(path)
+    try:
+        if suffix.endswith(".gz"):
+            import gzip
+
+            return gzip.decompress(data)
+        if suffix.endswith(".zst"):
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    except Exception as exc:  # any decompressor failure is the file's, said in one line
+        raise CorpusError(f"{path}: not a readable {suffix[suffix.rindex('.') + 1 :]} file ({type(exc).__name__}: {exc})") from None
+    return data
 
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -72,7 +100,7 @@ def read_jsonl(path: str | Path, allow_empty: bool = False) -> list[dict]:
     selection that legitimately kept nothing)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_data(path)
     except OSError as exc:
         raise CorpusError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
     data = data.removeprefix(b"\xef\xbb\xbf")
@@ -96,8 +124,8 @@ def read_jsonl(path: str | Path, allow_empty: bool = False) -> list[dict]:
 
 
 def data_files(path: str | Path) -> list[Path]:
-    """``path`` itself, or the JSON/JSONL files under the folder ``path`` (as ``dj-process`` reads a folder)."""
+    """``path`` itself, or the JSON/JSONL files (plain, gzip, zstd) under the folder ``path`` (as ``dj-process`` reads a folder)."""
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in JSON_SUFFIXES)
+        return sorted(p for p in path.rglob("*") if p.is_file() and data_suffix(p) in JSON_SUFFIXES)
     return [path]

@@ -23,4 +23,6 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
         self.preflight()
         if isinstance(dataset, Dataset):  # the default executor's (Hugging Face) dataset
             return self.select_dataset(dataset)
-        return select_on_ray(dataset, spec=self.spec, source=self.score_source, tag=self.tag, wanted=self.wanted, who=OP_NAME)
+        return select_on_ray(
+            dataset, spec=self.spec, source=self.score_source, tag=self.tag, wanted=self.wanted, domains=self.domain_names, who=OP_NAME
+        )

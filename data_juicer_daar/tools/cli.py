@@ -73,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("files", nargs="+", help="JSONL (or JSON array) files, or folders of them; every file is checked")
     k.set_defaults(run=_check)
+    s = sub.add_parser(
+        "store",
+        help="list or prune the score store (the scores the ops keep, so a killed or repeated run scores only what is missing)",
+        description="List the score store: per scoring tag, its rows, size, bundle and when it was last written. With --prune, "
+        "remove the tags the given criteria select (at least one): --stale (the bundle is gone or was retrained: never "
+        "read again), --bundle B, --older-than DAYS, or --all. Only folders the ops wrote are ever removed.",
+    )
+    s.add_argument("--dir", default=None, help="the store folder (default: the ops' default, $DAAR_SCORE_STORE or ~/.cache/...)")
+    s.add_argument("--prune", action="store_true", help="remove the tags the criteria select")
+    s.add_argument("--stale", action="store_true", help="with --prune: tags whose bundle is gone or was retrained")
+    s.add_argument("--bundle", default=None, help="with --prune: tags written with this bundle directory")
+    s.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="with --prune: tags not written for DAYS days")
+    s.add_argument("--all", action="store_true", help="with --prune: every tag")
+    s.set_defaults(run=_store)
     for command in sub.choices.values():
         command.allow_abbrev = False  # a flag is spelled whole: a prefix could mean another flag tomorrow
         command.set_defaults(command_parser=command)  # errors name a setting by this command's flag
@@ -124,7 +138,7 @@ def _demo_corpus(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..method.corpus import data_files, read_jsonl, wide_integer
+    from ..method.corpus import data_files, data_suffix, read_jsonl, wide_integer
 
     bad = 0
     for given in args.files:
@@ -133,7 +147,7 @@ def _check(args: argparse.Namespace) -> int:
             print(f"daar: error: {given} holds no .json or .jsonl file", file=sys.stderr)
             bad += 1
         for path in files:
-            if path.suffix == ".parquet":
+            if data_suffix(path) == ".parquet":
                 try:
                     print(_check_parquet(path))
                 except DaarError as exc:
@@ -209,6 +223,20 @@ def _embed(args: argparse.Namespace) -> None:
         f"{backbone.device}"
     )
     print(f"  {len(texts) / elapsed:.1f} samples/s, {tokens / elapsed:.0f} tokens/s ({elapsed:.1f} s; tokenizing {t_tok:.1f} s)")
+
+
+def _store(args: argparse.Namespace) -> None:
+    from .store import list_store, prune_store
+
+    root = Path(args.dir).expanduser() if args.dir else None
+    criteria = {"stale": args.stale, "bundle": args.bundle, "older_than": args.older_than, "every": args.all}
+    if args.prune:
+        if not any(v not in (None, False) for v in criteria.values()):
+            raise ConfigError("--prune needs what to remove: --stale, --bundle B, --older-than DAYS or --all", option="prune")
+        prune_store(root, **criteria)
+    elif any(v not in (None, False) for v in criteria.values()):
+        raise ConfigError("--stale, --bundle, --older-than and --all select what --prune removes; add --prune", option="prune")
+    list_store(root)
 
 
 def _flag(command: argparse.ArgumentParser, option: str) -> str:

@@ -101,3 +101,30 @@ def test_every_path_of_a_multi_file_dataset_path_is_an_input(tmp_path, spelling,
     a, b = write_jsonl(tmp_path / "a.jsonl", ROWS), write_jsonl(tmp_path / "b.jsonl", ROWS)
     cfg = Namespace(dataset_path=spelling.format(a=a, b=b))
     assert local_inputs(cfg) == [e.format(a=a, b=b) for e in expected]
+
+
+def compressed_shards(folder):
+    """A folder of one plain, one gzip and one zstd JSONL shard, as Data-Juicer reads them all."""
+    import gzip
+
+    import zstandard
+
+    folder.mkdir()
+    lines = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
+    write_jsonl(folder / "a.jsonl", ROWS)
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(lines))
+    (folder / "C.JSONL.ZST").write_bytes(zstandard.ZstdCompressor().compress(lines))  # Data-Juicer lower-cases suffixes
+    return folder
+
+
+def test_compressed_shards_are_counted_as_data_juicer_reads_them(tmp_path):
+    from data_juicer_daar.dj.dropped_rows import check_one_format
+    from data_juicer_daar.errors import ConfigError
+
+    folder = compressed_shards(tmp_path / "shards")
+    assert count_dropped(folder, ["instruction"]) == (6, 12)
+    assert count_dropped(folder / "b.jsonl.gz", ["instruction"]) == (2, 4)
+    check_one_format(folder)  # plain and compressed JSON are one format
+    (folder / "d.parquet").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"holds 3 JSON file\(s\) and 1 Parquet file\(s\)"):
+        check_one_format(folder)

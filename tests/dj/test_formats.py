@@ -110,3 +110,24 @@ def test_rows_without_the_text_keys_field_are_counted_in_one_warning(tiny_bundle
     assert len(read_rows(tmp_path / "out" / "scored.jsonl")) == 10  # Data-Juicer's formatter dropped two
     warnings = [line for line in (result.stderr + result.stdout).splitlines() if "dropped by Data-Juicer's formatter" in line]
     assert len(warnings) == 1 and re.search(r"2 of 12 rows of \S+pool.jsonl have no instruction", warnings[0])
+
+
+def test_gzip_and_zstd_shards_in_a_folder_are_read_scored_and_their_dropped_rows_counted(tiny_bundle, tmp_path):
+    import gzip
+    import json
+
+    import zstandard
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    rows = theme_rows(3)[:9] + [{"id": "no-instruction", "text": "plain"}]
+    lines = ["".join(json.dumps(r) + "\n" for r in rows[i::3]).encode() for i in range(3)]
+    (folder / "a.jsonl").write_bytes(lines[0])
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(lines[1]))
+    (folder / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines[2]))
+    result = dj("dj-process", scoring_recipe(tmp_path, folder, tiny_bundle), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = read_rows(tmp_path / "out" / "scored.jsonl")
+    assert sorted(r["id"] for r in scored) == sorted(r["id"] for r in rows[:9])  # every shard read, every row scored
+    warnings = [line for line in (result.stderr + result.stdout).splitlines() if "dropped by Data-Juicer's formatter" in line]
+    assert len(warnings) == 1 and re.search(r"1 of 10 rows of \S+shards have no instruction", warnings[0])

@@ -19,6 +19,10 @@ def cfg(tmp_path, **paths) -> Namespace:
 def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
     filter_ = {"daar_diversity_score_filter": {"stats_export_path": str(tmp_path / "out" / "scored.jsonl")}}
     check_recipe_paths(cfg(tmp_path, process=[filter_]))
+    # a store beside the inputs, or none, passes too
+    store = {"score_store_dir": str(tmp_path / "store")}
+    check_recipe_paths(cfg(tmp_path, process=[{"daar_domain_probe_mapper": store}, {"daar_topk_reward_selector": {"score_store": False}}]))
+    check_recipe_paths(cfg(tmp_path, dataset_path=str(tmp_path / "data"), process=[{"daar_domain_probe_mapper": {"score_store": False}}]))
 
 
 @pytest.mark.parametrize(
@@ -73,13 +77,38 @@ def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
             "export_path {t}/out/selected has no suffix: the default executor writes one file",
         ),
         (lambda t: {"export_path": str(t) + "/"}, "export_path {t}/ is an existing folder: Data-Juicer writes a file there"),
+        # the score store in a folder the recipe reads or writes: the ops would add their files there
+        (
+            lambda t: {"process": [{"daar_domain_probe_mapper": {"bundle_path": str(t / "b"), "score_store_dir": str(t / "b")}}]},
+            "daar_domain_probe_mapper's score store {t}/b is daar_domain_probe_mapper's bundle_path {t}/b",
+        ),
+        (
+            lambda t: {
+                "dataset_path": str(t / "shards"),
+                "process": [{"daar_diversity_score_filter": {"score_store_dir": str(t / "shards" / "s")}}],
+            },
+            "daar_diversity_score_filter's score store {t}/shards/s is inside the recipe's input {t}/shards",
+        ),
+        (
+            lambda t: {
+                "executor_type": "ray",
+                "export_path": str(t / "out" / "sel"),
+                "process": [{"daar_domain_probe_mapper": {"score_store_dir": str(t / "out" / "sel")}}],
+            },
+            "daar_domain_probe_mapper's score store {t}/out/sel is export_path {t}/out/sel",
+        ),
+        (
+            lambda t: {"dataset_path": str(t / "data"), "process": [{"daar_domain_probe_mapper": {}}]},
+            "daar_domain_probe_mapper's score store {t}/data/store is inside the recipe's input {t}/data",
+        ),
         (
             lambda t: {"export_path": str(write_jsonl(t / "f.jsonl", [])) + "/x.jsonl"},
             "export_path {t}/f.jsonl/x.jsonl: {t}/f.jsonl is not a folder this user can write into",
         ),
     ],
 )
-def test_outputs_over_inputs_or_each_other_and_empty_inputs_are_refused(tmp_path, paths, message):
+def test_outputs_over_inputs_or_each_other_and_empty_inputs_are_refused(tmp_path, paths, message, monkeypatch):
+    monkeypatch.setenv("DAAR_SCORE_STORE", str(tmp_path / "data" / "store"))  # the default store, inside one folder input
     with pytest.raises(ConfigError) as err:
         check_recipe_paths(cfg(tmp_path, **paths(tmp_path)))
     assert message.format(t=tmp_path) in str(err.value) and "\n" not in str(err.value)

@@ -254,3 +254,50 @@ def test_two_runs_at_once_over_one_store_both_select_correctly(tmp_path, tiny_bu
     assert a == b and len(a) == 120
     fresh = dj("dj-process", configs[0], configs[0].parent, env={**env, "DAAR_SCORE_STORE": str(tmp_path / "fresh")})
     assert fresh.returncode == 0 and read_rows(configs[0].parent / "out" / "selected.jsonl") == a
+
+
+def test_daar_store_lists_and_prunes_only_what_the_ops_wrote(tiny_bundle, tiny_model, theme_corpus, tmp_path, capsys):
+    import shutil
+
+    from data_juicer_daar.tools.cli import main
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bundle, other)
+    rows = theme_rows(8)[:8]
+    scored(tiny_bundle, rows)
+    scored(other, rows[:5], model_dtype="bfloat16")
+    root = Path(os.environ["DAAR_SCORE_STORE"])
+    mine = root / "notes"
+    mine.mkdir()
+    (mine / "info.json").write_text('{"bundle": "x", "dtype": "x", "text": {}}')  # a user's folder: never listed or removed
+
+    assert main(["store"]) == 0
+    listed = capsys.readouterr().out
+    assert f"score store {root}: 2 tag(s), 13 rows" in listed and "notes" not in listed and "stale" not in listed
+
+    assert main(["store", "--prune"]) == 2
+    assert "daar: error: --prune: --prune needs what to remove" in capsys.readouterr().err
+    assert main(["store", "--all"]) == 2 and "add --prune" in capsys.readouterr().err
+    assert main(["store", "--prune", "--older-than", "nan"]) == 2 and "a number of days" in capsys.readouterr().err
+
+    shutil.rmtree(other)  # its scores can never be read again
+    assert main(["store"]) == 0 and "[stale: its bundle is gone]" in capsys.readouterr().out
+    assert main(["store", "--prune", "--stale"]) == 0 and "removed 1 tag(s), 5 rows" in capsys.readouterr().out
+    assert main(["store", "--prune", "--older-than", "1"]) == 0 and "removed 0 tag(s)" in capsys.readouterr().out
+    assert main(["store", "--prune", "--bundle", str(tiny_bundle)]) == 0 and "removed 1 tag(s), 8 rows" in capsys.readouterr().out
+    assert main(["store", "--prune", "--all"]) == 0 and "removed 0 tag(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == ["notes"]
+
+
+def test_a_ray_worker_that_does_not_see_the_drivers_store_says_so(tmp_path):
+    lines, sink = said("WARNING")
+    try:
+        ScoreStore(tmp_path, "t", 2).open({}, job="01000000")  # no driver mark: the driver wrote elsewhere
+        seen = ScoreStore(tmp_path, "u", 2)
+        seen.open({})
+        seen.mark_driver("02000000")
+        seen.open({}, job="02000000")
+    finally:
+        logger.remove(sink)
+    assert len(lines) == 1 and "this Ray node does not see the folder the driver wrote to" in lines[0]
+    assert "set score_store_dir to a folder every node mounts" in lines[0]

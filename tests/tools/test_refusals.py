@@ -240,3 +240,20 @@ def test_train_reads_a_folder_of_shards_as_dj_process_does(capsys, tmp_path, tin
     (tmp_path / "empty").mkdir()
     rc, errors = daar(capsys, "train", "--corpus", str(tmp_path / "empty"), "--out", str(tmp_path / "c"))
     assert rc == 2 and errors == [f"daar: error: --corpus: {tmp_path / 'empty'} holds no .json or .jsonl file"]
+
+
+def test_check_reads_compressed_shards_and_says_when_one_is_broken(tmp_path, capsys):
+    import gzip
+
+    from data_juicer_daar.tools.cli import main
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    rows = "".join(json.dumps({"instruction": f"q{i}"}) + "\n" for i in range(3)).encode()
+    (folder / "a.jsonl.gz").write_bytes(gzip.compress(rows))
+    assert main(["check", str(folder)]) == 0
+    assert f"{folder}/a.jsonl.gz: 3 rows, every line readable" in capsys.readouterr().out
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(rows)[:20])  # cut short
+    assert main(["check", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"daar: error: {folder}/b.jsonl.gz: not a readable gz file" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,225 @@
+"""A million-row pool through ``dj-process``: a whole run, and a run killed at about half and resumed.
+
+The tiny random model of the tests stands in for the backbone (so the pool's size, not the model,
+sets the cost). The recipe is the shipped one's three ops (mapper, filter, selector ``balanced +
+coverage``, 10 %) over two workers. Each cell is one (rows, kind) pair and one result file under
+``results/million_rows/``; a rerun skips the cells that are done.
+
+* ``whole``: a fresh score store, one uninterrupted run.
+* ``killed``: a fresh store, ``kill -9`` of ``dj-process`` once the mapper's progress line passes half
+  the rows, then the same command again. Reports the rows scored twice (scored in the killed run
+  but not kept), both wall times, and whether the selection equals the whole run's.
+
+Memory is sampled every 0.25 s from ``/proc``: the driver (``dj-process``) and each worker, as
+resident anonymous memory (``RssAnon``: the heap; the dataset's memory-mapped Arrow files are
+file-backed and shared) and as the whole resident set.
+
+Usage: python -m benchmarks.million_rows [--rows 100000,1000000] [--kinds whole,killed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from loguru import logger
+
+from benchmarks.common import OUT, RESULTS, machine
+
+WORK = OUT / "million_rows"
+CELLS = RESULTS / "million_rows"
+BIN = Path(sys.executable).parent
+
+
+def setup() -> Path:
+    """The tiny model and a bundle trained on it (built once)."""
+    from data_juicer_daar.method.training import DaarTrainer, HeadConfig, TrainConfig
+    from tests.tiny import build_tiny_model, theme_rows
+
+    bundle = WORK / "bundle"
+    if not (bundle / "manifest.json").is_file():
+        model = build_tiny_model(WORK / "model")
+        config = TrainConfig(model=str(model), num_layers=2, max_length=64, heads=HeadConfig(max_epochs=30), folds=3)
+        DaarTrainer(config).fit(theme_rows(30)).save(bundle)
+    return bundle
+
+
+def pool(rows: int) -> Path:
+    from tests.tiny import theme_rows
+
+    path = WORK / f"pool_{rows}.jsonl"
+    if not path.is_file():
+        aside = path.with_suffix(".partial")
+        with aside.open("w", encoding="utf-8") as fh:
+            for row in theme_rows(rows // 4):
+                fh.write(json.dumps(row) + "\n")
+        aside.rename(path)
+    return path
+
+
+def recipe(rows: int, bundle: Path, work: Path) -> Path:
+    op = {"bundle_path": str(bundle), "model_dtype": "float32"}
+    config = {
+        "project_name": "million",
+        "dataset_path": str(pool(rows)),
+        "export_path": str(work / "selected.jsonl"),
+        "text_keys": "instruction",
+        "np": 2,
+        "use_cache": False,
+        "process": [
+            {"daar_domain_probe_mapper": op},
+            {"daar_diversity_score_filter": op},
+            {"daar_topk_reward_selector": {**op, "top_ratio": 0.1, "mode": "balanced", "coverage": True}},
+        ],
+    }
+    path = work / "recipe.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _status(pid: int) -> dict[str, int]:
+    """RssAnon and VmRSS of ``pid`` in bytes (empty once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) * 1024 for k, v in re.findall(r"^(RssAnon|VmRSS):\s+(.+)$", text, re.M)}
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def _running_with(marker: str) -> list[int]:
+    """Live processes whose command line holds ``marker``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    out.append(int(entry.name))
+        except OSError:
+            continue
+    return out
+
+
+class Sampler:
+    """Peak memory of a process and of its largest child, sampled until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, {"driver_anon": 0, "driver_rss": 0, "worker_anon": 0, "worker_rss": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            own = _status(self.pid)
+            self.peak["driver_anon"] = max(self.peak["driver_anon"], own.get("RssAnon", 0))
+            self.peak["driver_rss"] = max(self.peak["driver_rss"], own.get("VmRSS", 0))
+            for child in _children(self.pid):
+                st = _status(child)
+                self.peak["worker_anon"] = max(self.peak["worker_anon"], st.get("RssAnon", 0))
+                self.peak["worker_rss"] = max(self.peak["worker_rss"], st.get("VmRSS", 0))
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {k: v / 2**20 for k, v in self.peak.items()}  # MiB
+
+
+def run(config: Path, env: dict, kill_at: int | None = None) -> dict:
+    """Run ``dj-process`` on ``config``; with ``kill_at``, SIGKILL it once the mapper reports that many rows."""
+    log_path = config.parent / ("killed.log" if kill_at else "run.log")
+    t = time.perf_counter()
+    with log_path.open("w") as log:
+        child = subprocess.Popen([str(BIN / "dj-process"), "--config", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        sampler = Sampler(child.pid)
+        while child.poll() is None:
+            time.sleep(0.5)
+            if kill_at:
+                seen = [
+                    int(n.replace(",", ""))
+                    for n in re.findall(r"daar_domain_probe_mapper: ([\d,]+) of", log_path.read_text(errors="replace"))
+                ]
+                if seen and seen[-1] >= kill_at:
+                    child.send_signal(signal.SIGKILL)
+                    child.wait()
+                    break
+    wall = time.perf_counter() - t
+    memory = sampler.stop()
+    text = log_path.read_text(errors="replace")
+    if not kill_at and child.returncode != 0:
+        raise SystemExit(f"dj-process failed ({child.returncode}):\n{text[-3000:]}")
+    embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", text))
+    return {"wall_s": wall, "embedded": embedded, "rc": child.returncode, **memory}
+
+
+def selection_digest(work: Path) -> str:
+    ids = [json.loads(line)["id"] for line in (work / "selected.jsonl").read_text().splitlines()]
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] + f" ({len(ids)} rows)"
+
+
+def cell(rows: int, kind: str, bundle: Path) -> dict:
+    work = WORK / f"{kind}_{rows}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DAAR_SCORE_STORE": str(work / "store"), "DAAR_PROGRESS_SECONDS": "5"}
+    config = recipe(rows, bundle, work)
+    if kind == "whole":
+        out = run(config, env)
+        return {**out, "selection": selection_digest(work)}
+    first = run(config, env, kill_at=rows // 2)
+    time.sleep(2)
+    left = _running_with(str(config))
+    second = run(config, env)
+    return {
+        "killed_run": first,
+        "resumed_run": second,
+        "rows_scored_twice": first["embedded"] + second["embedded"] - rows,
+        "processes_left_after_kill": len(left),
+        "selection": selection_digest(work),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--kinds", default="whole,killed")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    CELLS.mkdir(parents=True, exist_ok=True)
+    bundle = setup()
+    for rows in (int(r) for r in args.rows.split(",")):
+        for kind in args.kinds.split(","):
+            path = CELLS / f"{rows}-{kind}.json"
+            if path.is_file():
+                logger.info(f"{path.name} done")
+                continue
+            logger.info(f"million_rows: {kind} run of {rows:,} rows")
+            result = {"rows": rows, "kind": kind, "machine": machine(), **cell(rows, kind, bundle)}
+            path.write_text(json.dumps(result, indent=1))
+            logger.info(f"{path.name}: {json.dumps(result)}")
+
+
+if __name__ == "__main__":
+    main()
