@@ -9,6 +9,7 @@ reads the file every ``DAAR_PROGRESS_SECONDS`` (default 30) and logs a line when
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -23,10 +24,12 @@ CADENCE_ENV = "DAAR_PROGRESS_SECONDS"
 
 
 def cadence() -> float:
+    """Seconds between progress lines: ``$DAAR_PROGRESS_SECONDS`` (at least 0.1), 30 when unset or not a finite number."""
     try:
-        return max(0.1, float(os.environ.get(CADENCE_ENV) or 30))
+        seconds = float(os.environ.get(CADENCE_ENV) or 30)
     except ValueError:
         return 30.0
+    return max(0.1, seconds) if math.isfinite(seconds) else 30.0
 
 
 def note(path: str | Path | None, rows: int, ready: int, scored: int) -> None:

@@ -24,14 +24,16 @@ ATOMIC_EXPORT_ENV = "DAAR_ATOMIC_EXPORT"
 _hinted: set[str] = set()  # exports the in-place hint was said for (once per process)
 
 
-def stats_sibling(export_path: str) -> str | None:
+def stats_sibling(export_path: str, export_type: str | None = None) -> str | None:
     """The file Data-Juicer's default exporter writes the rows' stats and meta to beside
-    ``export_path`` (its own rule: every ``.<suffix>`` in the path replaced); None for a path whose
-    name has no suffix (a folder export, which only the Ray exporter writes, with no stats file)."""
-    if "." not in Path(export_path).name:
+    ``export_path``, by its own rule: the format is ``export_type``, else the path's last suffix in
+    lower case, and every ``.<format>`` in the path is replaced by ``_stats.jsonl`` (so the sibling
+    is the export itself when the path does not spell the format in lower case). None for a path
+    with no suffix and no ``export_type`` (a folder export, which only the Ray exporter writes)."""
+    if export_type is None and "." not in Path(export_path).name:
         return None
-    suffix = export_path.rsplit(".", 1)[-1]
-    return export_path.replace("." + suffix, "_stats.jsonl")
+    fmt = export_type or export_path.rsplit(".", 1)[-1].lower()
+    return export_path.replace("." + fmt, "_stats.jsonl")
 
 
 def written_paths(cfg) -> list[tuple[str, str]]:
@@ -40,7 +42,15 @@ def written_paths(cfg) -> list[tuple[str, str]]:
     export = getattr(cfg, "export_path", None)
     if export and "://" not in str(export):
         out.append(("export_path", str(export)))
-        sibling = stats_sibling(str(export)) if getattr(cfg, "executor_type", "default") != "ray" else None
+        sibling = (
+            stats_sibling(str(export), getattr(cfg, "export_type", None)) if getattr(cfg, "executor_type", "default") != "ray" else None
+        )
+        if sibling == str(export):
+            fmt = getattr(cfg, "export_type", None) or str(export).rsplit(".", 1)[-1].lower()
+            raise ConfigError(
+                f"export_path {export}: Data-Juicer names the stats file by replacing '.{fmt}' in it, finds none, and so writes "
+                f"the stats and then the rows to this one file (the stats are lost); end export_path with .{fmt}"
+            )
         if sibling:
             out.append(("the export's stats file", sibling))
     for op in getattr(cfg, "process", None) or []:
@@ -90,7 +100,7 @@ def store_dirs(cfg) -> list[tuple[str, Path]]:
     return out
 
 
-def _check_writable(what: str, path: str, folder_export: bool) -> None:
+def _check_writable(what: str, path: str, folder_export: bool, export_type: str | None = None) -> None:
     """``ConfigError`` when Data-Juicer could not write ``path`` at the end of the run: a path it does
     not expand (``~``), a file export onto an existing folder or with no suffix, or a folder it cannot write into."""
     if path.startswith("~"):
@@ -102,7 +112,7 @@ def _check_writable(what: str, path: str, folder_export: bool) -> None:
         raise ConfigError(
             f"{what} {path} is an existing folder: Data-Juicer writes a file there; name a file (e.g. {path.rstrip('/')}/selected.jsonl)"
         )
-    if what == "export_path" and not folder_export and "." not in target.name:
+    if what == "export_path" and not folder_export and "." not in target.name and not export_type:
         raise ConfigError(
             f"export_path {path} has no suffix: the default executor writes one file and picks its format by the suffix "
             "(.jsonl, .json, .parquet); only the Ray executor writes a folder"
@@ -120,7 +130,7 @@ def check_recipe_paths(cfg, hint: bool = True) -> None:
     seen: dict[Path, str] = {}
     folder_export = getattr(cfg, "executor_type", "default") == "ray"
     for what, path in written_paths(cfg):
-        _check_writable(what, path, folder_export and what == "export_path")
+        _check_writable(what, path, folder_export and what == "export_path", getattr(cfg, "export_type", None))
         target = Path(path).resolve()
         for label, given in inputs:
             if _inside(target, given.resolve()):

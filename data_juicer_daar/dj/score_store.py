@@ -126,8 +126,8 @@ class ScoreStore:
                 )
         except OSError as exc:
             raise ConfigError(
-                f"the score store {self.root} cannot be written ({exc.strerror or exc}); set score_store_dir to a writable "
-                "folder, or score_store: false to score without one",
+                f"the score store {self.root} cannot be written ({exc.strerror or exc}); set score_store_dir (or "
+                "$DAAR_SCORE_STORE) to a writable folder, or score_store: false to score without one",
                 option="score_store_dir",
             ) from None
         return self

@@ -84,8 +84,9 @@ def plan(recipe: dict, extra: list[str]) -> tuple[dict, list[str], list[tuple[st
         raise ConfigError("export_shard_size writes several files: daar process renames one export; run dj-process directly")
     aside = _aside(export)
     pairs = [(aside, export)]
-    if stats_sibling(export) and (_override(extra, "executor_type") or recipe.get("executor_type")) != "ray":
-        pairs.append((stats_sibling(aside), stats_sibling(export)))
+    export_type = _override(extra, "export_type") or recipe.get("export_type")
+    if stats_sibling(export, export_type) and (_override(extra, "executor_type") or recipe.get("executor_type")) != "ray":
+        pairs.append((stats_sibling(aside, export_type), stats_sibling(export, export_type)))
     process = []
     for op in recipe.get("process") or []:
         if isinstance(op, dict):

@@ -23,6 +23,8 @@ def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
     store = {"score_store_dir": str(tmp_path / "store")}
     check_recipe_paths(cfg(tmp_path, process=[{"daar_domain_probe_mapper": store}, {"daar_topk_reward_selector": {"score_store": False}}]))
     check_recipe_paths(cfg(tmp_path, dataset_path=str(tmp_path / "data"), process=[{"daar_domain_probe_mapper": {"score_store": False}}]))
+    # a format given by export_type, with the path spelling it: the stats file is its sibling
+    check_recipe_paths(cfg(tmp_path, export_type="jsonl", export_path=str(tmp_path / "out" / "sel.jsonl")))
 
 
 @pytest.mark.parametrize(
@@ -77,6 +79,19 @@ def test_a_recipe_writing_apart_from_its_inputs_passes(tmp_path):
             "export_path {t}/out/selected has no suffix: the default executor writes one file",
         ),
         (lambda t: {"export_path": str(t) + "/"}, "export_path {t}/ is an existing folder: Data-Juicer writes a file there"),
+        # the stats file named as Data-Juicer names it: by the lower-case format, or export_type
+        (
+            lambda t: {"export_path": str(t / "out" / "sel.JSONL")},
+            "export_path {t}/out/sel.JSONL: Data-Juicer names the stats file by replacing '.jsonl' in it, finds none",
+        ),
+        (
+            lambda t: {"export_path": str(t / "out" / "sel"), "export_type": "jsonl"},
+            "export_path {t}/out/sel: Data-Juicer names the stats file by replacing '.jsonl' in it, finds none",
+        ),
+        (
+            lambda t: {"export_path": str(t / "pool.json"), "export_type": "jsonl", "dataset_path": str(t / "pool_stats.json")},
+            "Data-Juicer names the stats file by replacing '.jsonl'",
+        ),
         # the score store in a folder the recipe reads or writes: the ops would add their files there
         (
             lambda t: {"process": [{"daar_domain_probe_mapper": {"bundle_path": str(t / "b"), "score_store_dir": str(t / "b")}}]},

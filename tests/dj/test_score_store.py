@@ -301,3 +301,11 @@ def test_a_ray_worker_that_does_not_see_the_drivers_store_says_so(tmp_path):
         logger.remove(sink)
     assert len(lines) == 1 and "this Ray node does not see the folder the driver wrote to" in lines[0]
     assert "set score_store_dir to a folder every node mounts" in lines[0]
+
+
+@pytest.mark.parametrize("value, expected", [("0.5", 0.5), ("abc", 30.0), ("-4", 0.1), ("", 30.0), ("nan", 30.0), ("inf", 30.0)])
+def test_the_progress_cadence_takes_any_environment_value(monkeypatch, value, expected):
+    from data_juicer_daar.dj.progress import cadence
+
+    monkeypatch.setenv("DAAR_PROGRESS_SECONDS", value)
+    assert cadence() == expected
