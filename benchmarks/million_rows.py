@@ -6,6 +6,8 @@ coverage``, 10 %) over two workers. Each cell is one (rows, kind) pair and one r
 ``results/million_rows/``; a rerun skips the cells that are done.
 
 * ``whole``: a fresh score store, one uninterrupted run.
+* ``builtin``: Data-Juicer's own ``text_length_filter`` and ``random_selector`` over the same pool:
+  the driver memory Data-Juicer itself needs for it, against which ours is read.
 * ``killed``: a fresh store, ``kill -9`` of ``dj-process`` once the mapper's progress line passes half
   the rows, then the same command again. Reports the rows scored twice (scored in the killed run
   but not kept), both wall times, and whether the selection equals the whole run's.
@@ -14,7 +16,7 @@ Memory is sampled every 0.25 s from ``/proc``: the driver (``dj-process``) and e
 resident anonymous memory (``RssAnon``: the heap; the dataset's memory-mapped Arrow files are
 file-backed and shared) and as the whole resident set.
 
-Usage: python -m benchmarks.million_rows [--rows 100000,1000000] [--kinds whole,killed]
+Usage: python -m benchmarks.million_rows [--rows 100000,1000000] [--kinds whole,killed] [--dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -68,8 +70,16 @@ def pool(rows: int) -> Path:
     return path
 
 
-def recipe(rows: int, bundle: Path, work: Path) -> Path:
-    op = {"bundle_path": str(bundle), "model_dtype": "float32"}
+def recipe(rows: int, bundle: Path, work: Path, dtype: str = "float32", builtin: bool = False) -> Path:
+    """The three ops over the pool; ``builtin``: Data-Juicer's own mapper-free pair instead (a length
+    filter and its random selector), whose driver memory is Data-Juicer's own cost of the pool."""
+    op = {"bundle_path": str(bundle), "model_dtype": dtype}
+    ours = [
+        {"daar_domain_probe_mapper": op},
+        {"daar_diversity_score_filter": op},
+        {"daar_topk_reward_selector": {**op, "top_ratio": 0.1, "mode": "balanced", "coverage": True}},
+    ]
+    theirs = [{"text_length_filter": {"min_len": 1, "max_len": 100000}}, {"random_selector": {"select_ratio": 0.1}}]
     config = {
         "project_name": "million",
         "dataset_path": str(pool(rows)),
@@ -77,11 +87,7 @@ def recipe(rows: int, bundle: Path, work: Path) -> Path:
         "text_keys": "instruction",
         "np": 2,
         "use_cache": False,
-        "process": [
-            {"daar_domain_probe_mapper": op},
-            {"daar_diversity_score_filter": op},
-            {"daar_topk_reward_selector": {**op, "top_ratio": 0.1, "mode": "balanced", "coverage": True}},
-        ],
+        "process": theirs if builtin else ours,
     }
     path = work / "recipe.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -176,16 +182,17 @@ def run(config: Path, env: dict, kill_at: int | None = None) -> dict:
 
 def selection_digest(work: Path) -> str:
     ids = [json.loads(line)["id"] for line in (work / "selected.jsonl").read_text().splitlines()]
+    (work / "selected_ids.txt").write_text("\n".join(ids) + "\n")  # kept to count the rows two selections differ in
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] + f" ({len(ids)} rows)"
 
 
-def cell(rows: int, kind: str, bundle: Path) -> dict:
-    work = WORK / f"{kind}_{rows}"
+def cell(rows: int, kind: str, bundle: Path, dtype: str) -> dict:
+    work = WORK / f"{kind}_{rows}_{dtype}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DAAR_SCORE_STORE": str(work / "store"), "DAAR_PROGRESS_SECONDS": "5"}
-    config = recipe(rows, bundle, work)
-    if kind == "whole":
+    config = recipe(rows, bundle, work, dtype, builtin=kind == "builtin")
+    if kind in ("whole", "builtin"):
         out = run(config, env)
         return {**out, "selection": selection_digest(work)}
     first = run(config, env, kill_at=rows // 2)
@@ -205,18 +212,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--kinds", default="whole,killed")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="the backbone's number format")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     CELLS.mkdir(parents=True, exist_ok=True)
     bundle = setup()
     for rows in (int(r) for r in args.rows.split(",")):
         for kind in args.kinds.split(","):
-            path = CELLS / f"{rows}-{kind}.json"
+            path = CELLS / (f"{rows}-{kind}.json" if args.dtype == "float32" else f"{rows}-{kind}-{args.dtype}.json")
             if path.is_file():
                 logger.info(f"{path.name} done")
                 continue
             logger.info(f"million_rows: {kind} run of {rows:,} rows")
-            result = {"rows": rows, "kind": kind, "machine": machine(), **cell(rows, kind, bundle)}
+            result = {"rows": rows, "kind": kind, "dtype": args.dtype, "machine": machine(), **cell(rows, kind, bundle, args.dtype)}
             path.write_text(json.dumps(result, indent=1))
             logger.info(f"{path.name}: {json.dumps(result)}")
 

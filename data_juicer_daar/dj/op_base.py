@@ -48,7 +48,7 @@ from .dropped_rows import input_rows, warn_dropped_rows
 from .processes import die_with_parent
 from .ray_watch import in_ray_driver, ray_job, ray_node, watch_head
 from .recipe_paths import check_running_recipe
-from .reuse import VALUE_NAMES, other_tag, scoring_tag, stored_values
+from .reuse import VALUE_NAMES, carried_mask, other_tag, scoring_tag, stored_values
 from .score_store import ScoreStore, Stored, default_root, summarize, text_keys
 
 MODEL_TYPE = "daar_scorer"
@@ -398,15 +398,17 @@ class ScoringOp:
                     f"score store {store.root}: {sum(t.rows for t in tags):,} rows under {len(tags)} tag(s), "
                     f"{sum(t.bytes for t in tags) / 1e6:.1f} MB; `daar store` lists them and prunes the ones no longer needed"
                 )
-        n, carried, stored = len(dataset), 0, 0
-        for batch in dataset.iter(batch_size=_CHUNK):
-            m = len(next(iter(batch.values())))
-            stats, metas = batch.get(Fields.stats) or [None] * m, batch.get(Fields.meta) or [None] * m
-            todo = [i for i in range(m) if stored_values(stats[i], metas[i], self.tag, self.wanted) is None]
-            carried += m - len(todo)
-            if store is not None and todo:
-                texts = [render({k: col[i] for k, col in batch.items()}, self.text_fields).text for i in todo]
-                stored += len(store.lookup(text_keys(texts))[0])
+        n = len(dataset)
+        carried = self._carried(dataset)
+        stored = 0
+        if store is not None and not carried.all():
+            texts = dataset.select(np.flatnonzero(~carried)).remove_columns(
+                [c for c in (Fields.stats, Fields.meta) if c in dataset.column_names]
+            )
+            for batch in texts.iter(batch_size=_CHUNK):
+                rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+                stored += len(store.lookup(text_keys([render(row, self.text_fields).text for row in rows]))[0])
+        carried = int(carried.sum())
         to_score = n - carried - stored
         if store is None:
             ready = f"{carried:,} already scored by an earlier op (score store off)"
@@ -414,6 +416,19 @@ class ScoringOp:
             ready = f"{carried + stored:,} already scored ({carried:,} by an earlier op, {stored:,} in the score store {store.dir})"
         logger.info(f"{self._name}: {n:,} rows: {ready}, {to_score:,} to score")
         return progress.Watch(self._name, progress_log, n, to_score).start() if to_score else None
+
+    def _carried(self, dataset) -> np.ndarray:
+        """Per row, whether it carries this op's values from an earlier op: from the Arrow columns
+        when they are structs, else row by row (``stored_values``)."""
+        mask = carried_mask(dataset.with_format("arrow")[:], self.tag, self.wanted)
+        if mask is not None:
+            return mask
+        out = []
+        for batch in dataset.select_columns([c for c in (Fields.stats, Fields.meta) if c in dataset.column_names]).iter(_CHUNK):
+            m = len(next(iter(batch.values()), []))
+            stats, metas = batch.get(Fields.stats) or [None] * m, batch.get(Fields.meta) or [None] * m
+            out += [stored_values(st, me, self.tag, self.wanted) is not None for st, me in zip(stats, metas)]
+        return np.array(out, dtype=bool) if out else np.zeros(len(dataset), dtype=bool)
 
     def note_failure(self, rows: int, exc: Exception) -> None:
         """Record, from a worker, that a batch of ``rows`` failed (read back by ``run``)."""

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
+from data_juicer.utils.constant import Fields
 
 from .. import keys
 from ..method.scoring import entropy
@@ -67,3 +71,28 @@ def stored_values(stat: Any, meta: Any, tag: str, wanted: Sequence[str]) -> dict
             return None
         out[name] = value
     return out
+
+
+def carried_mask(table, tag: str, wanted: Sequence[str]):
+    """Per row of an Arrow ``table`` (a Data-Juicer dataset's columns), whether it carries every
+    ``wanted`` value under ``tag``, read from the tag fields alone (the ops write a tag and its values
+    together): a score is in the stats or derived from the meta, every other value is in the meta.
+    None when the stats and meta columns are not Arrow structs (then ``stored_values`` row by row)."""
+    n = table.num_rows
+    tagged = {}
+    for column in (Fields.stats, Fields.meta):
+        if column not in table.column_names:
+            tagged[column] = np.zeros(n, dtype=bool)
+            continue
+        col = table.column(column)
+        if not pa.types.is_struct(col.type):
+            return None
+        if col.type.get_field_index(keys.SCORING_TAG) < 0:
+            tagged[column] = np.zeros(n, dtype=bool)
+            continue
+        hit = pc.fill_null(pc.equal(pc.struct_field(col, keys.SCORING_TAG), tag), False)
+        tagged[column] = hit.to_numpy(zero_copy_only=False).astype(bool)
+    mask = np.ones(n, dtype=bool)
+    for name in wanted:
+        mask &= (tagged[Fields.stats] | tagged[Fields.meta]) if name in keys.SCORES else tagged[Fields.meta]
+    return mask

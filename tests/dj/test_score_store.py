@@ -309,3 +309,26 @@ def test_the_progress_cadence_takes_any_environment_value(monkeypatch, value, ex
 
     monkeypatch.setenv("DAAR_PROGRESS_SECONDS", value)
     assert cadence() == expected
+
+
+def test_the_start_lines_count_from_arrow_agrees_with_the_reuse_rule_row_by_row(tiny_bundle):
+    from data_juicer_daar.dj.reuse import VALUE_NAMES, carried_mask, stored_values
+
+    rows = theme_rows(4)[:16]
+    mapped = run_ops([DaarDomainProbeMapper(bundle_path=str(tiny_bundle), **ONE)], rows[:6])  # meta only
+    filtered = run_ops([DaarDiversityScoreFilter(bundle_path=str(tiny_bundle), **ONE)], rows[6:12])  # stats only
+    other = DaarDomainProbeMapper(bundle_path=str(tiny_bundle), text_format="text", **ONE)  # another tag
+    tagged_other = run_ops([other], rows[12:])
+    pool = [{**r, Fields.meta: m} for r, m in zip(rows[:6], mapped[Fields.meta])]
+    pool += [{**r, Fields.stats: s} for r, s in zip(rows[6:12], filtered[Fields.stats])]
+    pool += [{**r, Fields.meta: m} for r, m in zip(rows[12:], tagged_other[Fields.meta])]
+    from helpers import dataset
+
+    ds = dataset(pool)
+    tag = other.tag
+    mine = DaarDomainProbeMapper(bundle_path=str(tiny_bundle), **ONE).tag
+    for wanted in (("probe_entropy",), ("predictor", "domain"), ("probe_entropy", "domain", "subdomain"), VALUE_NAMES):
+        for t in (mine, tag):
+            mask = carried_mask(ds.with_format("arrow")[:], t, wanted)
+            rowwise = [stored_values(r.get(Fields.stats), r.get(Fields.meta), t, wanted) is not None for r in ds.to_list()]
+            assert mask.tolist() == rowwise, (wanted, t)
