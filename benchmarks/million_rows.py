@@ -38,6 +38,7 @@ import yaml
 from loguru import logger
 
 from benchmarks.common import OUT, RESULTS, machine
+from data_juicer_daar.options import int_list
 
 WORK = OUT / "million_rows"
 CELLS = RESULTS / "million_rows"
@@ -208,17 +209,24 @@ def cell(rows: int, kind: str, bundle: Path, dtype: str) -> dict:
     }
 
 
+def kinds(value: str) -> list[str]:
+    out = value.split(",")
+    if set(out) - {"whole", "killed", "builtin"}:
+        raise ValueError(value)  # argparse: one usage line
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", default="100000,1000000")
-    parser.add_argument("--kinds", default="whole,killed")
+    parser.add_argument("--rows", type=int_list, default=[100000, 1000000], help="pool sizes, comma-separated")
+    parser.add_argument("--kinds", type=kinds, default=["whole", "killed"], help="whole, killed, builtin (comma-separated)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="the backbone's number format")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     CELLS.mkdir(parents=True, exist_ok=True)
     bundle = setup()
-    for rows in (int(r) for r in args.rows.split(",")):
-        for kind in args.kinds.split(","):
+    for rows in args.rows:
+        for kind in args.kinds:
             path = CELLS / (f"{rows}-{kind}.json" if args.dtype == "float32" else f"{rows}-{kind}-{args.dtype}.json")
             if path.is_file():
                 logger.info(f"{path.name} done")

@@ -20,6 +20,7 @@ import sys
 import time
 
 from benchmarks.common import machine, save
+from data_juicer_daar.options import int_list
 
 RULES = {
     "baseline (columns only, no pick)": None,
@@ -54,7 +55,7 @@ def one(rows: int, rule: dict | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--rows", type=int_list, default=[100000, 1000000], help="pool sizes, comma-separated")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -62,7 +63,7 @@ def main() -> None:
         print(json.dumps(one(rows, RULES[name])))
         return
     results = {}
-    for rows in (int(r) for r in args.rows.split(",")):
+    for rows in args.rows:
         for name in RULES:
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.selection_cost", "--child", json.dumps([rows, name])],

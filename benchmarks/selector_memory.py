@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine, save
+from data_juicer_daar.options import int_list
 
 DOMAINS = ["mathematics", "coding", "reasoning", "common_sense"]
 
@@ -102,7 +103,7 @@ def one(rows: int, kind: str, bundle: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--rows", type=int_list, default=[100000, 1000000], help="pool sizes, comma-separated")
     parser.add_argument("--bundle", default=None, help="a bundle (default: the million-row benchmark's tiny bundle)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,7 +121,7 @@ def main() -> None:
     results = {}
     print("| selector | rows | seconds | memory before MiB | peak MiB | added bytes per row |")
     print("|---|---:|---:|---:|---:|---:|")
-    for rows in (int(r) for r in args.rows.split(",")):
+    for rows in args.rows:
         for kind in ("default", "ray"):
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.selector_memory", "--child", json.dumps([rows, kind, bundle])],

@@ -217,6 +217,9 @@ def test_bench_script_rejects_unknown_benchmark_in_one_line(args):
         ("grid", ["run", "--selectors", "random,nope"], "unknown condition(s) or selector(s): ['nope']"),
         ("grid", ["run", "--conditions", "mars"], "unknown condition(s) or selector(s): ['mars']"),
         ("grid", ["run", "--crn", "maybe"], "expected true or false, got 'maybe'"),
+        ("million_rows", ["--rows", "1e6"], "invalid int_list value: '1e6'"),
+        ("million_rows", ["--kinds", "whole,half"], "invalid kinds value: 'whole,half'"),
+        ("selector_memory", ["--rows", "x"], "invalid int_list value: 'x'"),
     ],
 )
 def test_benchmark_bad_arguments_fail_in_one_line(script, args, message):
