@@ -209,6 +209,25 @@ def cell(rows: int, kind: str, bundle: Path, dtype: str) -> dict:
     }
 
 
+def report() -> None:
+    """The measured table from the cells present (markdown, for benchmarks/README.md)."""
+    cells = {p.stem: json.loads(p.read_text()) for p in sorted(CELLS.glob("*.json"))}
+    print("| rows | run | wall s | rows scored | scored twice | driver RssAnon MiB | driver RSS MiB | worker RssAnon MiB | selection |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    for c in sorted(cells.values(), key=lambda c: (c["rows"], c["kind"])):
+        whole = cells.get(f"{c['rows']}-whole" + ("" if c.get("dtype", "float32") == "float32" else f"-{c['dtype']}"))
+        runs = [("killed at half", c["killed_run"]), ("resumed", c["resumed_run"])] if "killed_run" in c else [(c["kind"], c)]
+        same = "" if c["kind"] != "killed" or whole is None else ("= whole" if whole["selection"] == c["selection"] else "differs")
+        fmt = "" if c.get("dtype", "float32") == "float32" else f" ({c['dtype']})"
+        for label, r in runs:
+            twice = c.get("rows_scored_twice", "") if label == "resumed" else ""
+            print(
+                f"| {c['rows']:,} | {label}{fmt} | {r['wall_s']:.0f} | "
+                f"{r['embedded']:,} | {twice} | {r['driver_anon']:.0f} | {r['driver_rss']:.0f} | {r['worker_anon']:.0f} | "
+                f"{same if label == 'resumed' else ''} |"
+            )
+
+
 def kinds(value: str) -> list[str]:
     out = value.split(",")
     if set(out) - {"whole", "killed", "builtin"}:
@@ -220,8 +239,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int_list, default=[100000, 1000000], help="pool sizes, comma-separated")
     parser.add_argument("--kinds", type=kinds, default=["whole", "killed"], help="whole, killed, builtin (comma-separated)")
+    parser.add_argument("--report", action="store_true", help="print the table of the cells present and stop")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="the backbone's number format")
     args = parser.parse_args()
+    if args.report:
+        report()
+        return
     WORK.mkdir(parents=True, exist_ok=True)
     CELLS.mkdir(parents=True, exist_ok=True)
     bundle = setup()

@@ -26,6 +26,8 @@ def _cache_dir(tmp_path_factory):
     """The default model and demo data are cached once per test session, outside the user's cache."""
     if "DAAR_CACHE_DIR" not in os.environ:
         os.environ["DAAR_CACHE_DIR"] = str(tmp_path_factory.mktemp("daar_cache"))
+    # module fixtures run before each test's own store is set: they get this one, never the user's cache
+    os.environ["DAAR_SCORE_STORE"] = str(tmp_path_factory.mktemp("session_score_store"))
     yield
 
 

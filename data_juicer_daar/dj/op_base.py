@@ -68,6 +68,7 @@ model_utils.MODEL_FUNCTION_MAPPING.setdefault(MODEL_TYPE, _load_scorer)
 
 
 _CHUNK = 1000  # rows rendered and scored together: the most a kill loses per worker
+_ARROW_BATCH = 65536  # rows of the stats and meta columns read at a time for the start line
 _stores: dict[tuple[str, str], ScoreStore] = {}  # this process's open score stores by (folder, tag)
 _sized: set[Path] = set()  # store folders whose size this process reported
 
@@ -420,11 +421,14 @@ class ScoringOp:
     def _carried(self, dataset) -> np.ndarray:
         """Per row, whether it carries this op's values from an earlier op: from the Arrow columns
         when they are structs, else row by row (``stored_values``)."""
-        mask = carried_mask(dataset.with_format("arrow")[:], self.tag, self.wanted)
-        if mask is not None:
-            return mask
+        columns = dataset.select_columns([c for c in (Fields.stats, Fields.meta) if c in dataset.column_names])
+        if not columns.column_names:
+            return np.zeros(len(dataset), dtype=bool)
+        parts = [carried_mask(table, self.tag, self.wanted) for table in columns.with_format("arrow").iter(batch_size=_ARROW_BATCH)]
+        if all(part is not None for part in parts):
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
         out = []
-        for batch in dataset.select_columns([c for c in (Fields.stats, Fields.meta) if c in dataset.column_names]).iter(_CHUNK):
+        for batch in columns.iter(_CHUNK):
             m = len(next(iter(batch.values()), []))
             stats, metas = batch.get(Fields.stats) or [None] * m, batch.get(Fields.meta) or [None] * m
             out += [stored_values(st, me, self.tag, self.wanted) is not None for st, me in zip(stats, metas)]

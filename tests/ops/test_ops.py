@@ -561,8 +561,9 @@ def test_dj_process_cache_serves_our_ops_on_a_rerun_of_the_same_recipe(tiny_bund
     # the run-only state (failure log, worker threads) is kept off the op: its cache fingerprint is the same every run.
     # (Data-Juicer puts the job's work folder in every op's fingerprint, its own ops' too: a rerun is served from the
     # cache when it keeps its job_id)
+    # (the score store is off: only Data-Juicer's cache can spare the second run its backbone pass)
     pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(10))
-    op = {"bundle_path": str(tiny_bundle)}
+    op = {"bundle_path": str(tiny_bundle), "score_store": False}
     process = [{"daar_domain_probe_mapper": op}, {"daar_diversity_score_filter": op}]
     config = recipe(tmp_path, pool, process, use_cache=True, ds_cache_dir=str(tmp_path / "cache"), job_id="rerun")
     first, second = dj("dj-process", config, tmp_path), dj("dj-process", config, tmp_path)
