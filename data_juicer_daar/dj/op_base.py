@@ -391,7 +391,6 @@ class ScoringOp:
             return None
         store = self.store()
         if store is not None:
-            store.refresh()  # chunks another run or an earlier op added; forked workers inherit the index
             if store.root not in _sized:
                 _sized.add(store.root)
                 tags = summarize(store.root)
@@ -403,12 +402,15 @@ class ScoringOp:
         carried = self._carried(dataset)
         stored = 0
         if store is not None and not carried.all():
-            texts = dataset.select(np.flatnonzero(~carried)).remove_columns(
-                [c for c in (Fields.stats, Fields.meta) if c in dataset.column_names]
-            )
-            for batch in texts.iter(batch_size=_CHUNK):
-                rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-                stored += len(store.lookup(text_keys([render(row, self.text_fields).text for row in rows]))[0])
+            # chunks another run or an earlier op added, read only when some rows need them (forked
+            # workers inherit the index); the driver holds no index when earlier ops scored every row
+            if store.refresh():  # an empty store holds nothing to look up
+                texts = dataset.select(np.flatnonzero(~carried)).remove_columns(
+                    [c for c in (Fields.stats, Fields.meta) if c in dataset.column_names]
+                )
+                for batch in texts.iter(batch_size=_CHUNK):
+                    rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+                    stored += len(store.lookup(text_keys([render(row, self.text_fields).text for row in rows]))[0])
         carried = int(carried.sum())
         to_score = n - carried - stored
         if store is None:

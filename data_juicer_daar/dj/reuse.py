@@ -73,26 +73,36 @@ def stored_values(stat: Any, meta: Any, tag: str, wanted: Sequence[str]) -> dict
     return out
 
 
-def carried_mask(table, tag: str, wanted: Sequence[str]):
+def _tag_hits(column: pa.ChunkedArray, tag: str) -> np.ndarray | None:
+    """Per row, whether a stats or meta column (an Arrow struct, or the JSON text Data-Juicer keeps
+    them as) holds ``SCORING_TAG: tag``; None for any other column type."""
+    kind = column.type
+    if isinstance(kind, pa.BaseExtensionType):  # Data-Juicer's Json feature: JSON text underneath
+        column, kind = pa.chunked_array([c.storage for c in column.chunks], type=kind.storage_type), kind.storage_type
+    if pa.types.is_struct(kind):
+        if kind.get_field_index(keys.SCORING_TAG) < 0:
+            return np.zeros(len(column), dtype=bool)
+        hit = pc.equal(pc.struct_field(column, keys.SCORING_TAG), tag)
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        hit = pc.match_substring_regex(column, rf'"{keys.SCORING_TAG}"\s*:\s*"{tag}"')
+    else:
+        return None
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def carried_mask(table: pa.Table, tag: str, wanted: Sequence[str]) -> np.ndarray | None:
     """Per row of an Arrow ``table`` (a Data-Juicer dataset's columns), whether it carries every
     ``wanted`` value under ``tag``, read from the tag fields alone (the ops write a tag and its values
     together): a score is in the stats or derived from the meta, every other value is in the meta.
-    None when the stats and meta columns are not Arrow structs (then ``stored_values`` row by row)."""
-    n = table.num_rows
+    None when a stats or meta column is neither an Arrow struct nor JSON text (then
+    ``stored_values`` row by row)."""
     tagged = {}
-    for column in (Fields.stats, Fields.meta):
-        if column not in table.column_names:
-            tagged[column] = np.zeros(n, dtype=bool)
-            continue
-        col = table.column(column)
-        if not pa.types.is_struct(col.type):
+    for name in (Fields.stats, Fields.meta):
+        hits = _tag_hits(table.column(name), tag) if name in table.column_names else np.zeros(table.num_rows, dtype=bool)
+        if hits is None:
             return None
-        if col.type.get_field_index(keys.SCORING_TAG) < 0:
-            tagged[column] = np.zeros(n, dtype=bool)
-            continue
-        hit = pc.fill_null(pc.equal(pc.struct_field(col, keys.SCORING_TAG), tag), False)
-        tagged[column] = hit.to_numpy(zero_copy_only=False).astype(bool)
-    mask = np.ones(n, dtype=bool)
+        tagged[name] = hits
+    mask = np.ones(table.num_rows, dtype=bool)
     for name in wanted:
         mask &= (tagged[Fields.stats] | tagged[Fields.meta]) if name in keys.SCORES else tagged[Fields.meta]
     return mask

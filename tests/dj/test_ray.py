@@ -46,7 +46,7 @@ def exported_rows(path: Path) -> list[dict]:
     return [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
 
 
-def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=True, **params):
+def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=True, store=None, **params):
     stats = {"stats_export_path": str(tmp_path / f"{name}-scored.jsonl")} if export_stats else {}
     # float32: these tests compare executors row for row, and bfloat16 rounds by batch shape (another
     # executor batches rows differently, which moved a near-tie at the cut-off: docs/ops.md, number format)
@@ -66,8 +66,9 @@ def run_recipe(tmp_path, name, pool, bundle, selector, extra=None, export_stats=
     }
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(yaml.safe_dump(config))
-    # a store of its own: each run here scores every row itself
-    result = dj("dj-process", recipe, tmp_path, env={**run_env(), "DAAR_SCORE_STORE": str(tmp_path / f"{name}-store")}, timeout=900)
+    # a store of its own unless given: each run here scores every row itself
+    store = store or tmp_path / f"{name}-store"
+    result = dj("dj-process", recipe, tmp_path, env={**run_env(), "DAAR_SCORE_STORE": str(store)}, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", result.stdout + result.stderr))
     return exported_rows(tmp_path / f"{name}-out" / "selected.jsonl"), embedded
@@ -256,9 +257,19 @@ def test_a_killed_ray_run_resumes_from_the_score_store(ray_cluster, tiny_bundle,
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     rescored = embedded(again.stdout + again.stderr) - (len(rows) - done)
     assert 0 < done < len(rows) and rescored <= 2 * 10  # at most the batch in flight on each of the 2 CPUs
+    # the default executor over the same store scores nothing (one store for both executors) and selects the same rows
     default = tmp_path / "default"
     default.mkdir()
-    reference, _ = run_recipe(
-        default, "default", pool, tiny_bundle, "daar_topk_reward_selector", top_ratio=0.1, mode="balanced", coverage=True
+    reference, scored = run_recipe(
+        default,
+        "default",
+        pool,
+        tiny_bundle,
+        "daar_topk_reward_selector",
+        store=os.environ["DAAR_SCORE_STORE"],
+        top_ratio=0.1,
+        mode="balanced",
+        coverage=True,
     )
+    assert scored == 0
     assert sorted(r["id"] for r in exported_rows(tmp_path / "out" / "selected.jsonl")) == sorted(r["id"] for r in reference)

@@ -224,6 +224,8 @@ def test_a_killed_run_resumes_rescoring_at_most_a_chunk_per_worker_and_selects_t
     assert again.returncode == 0, log[-3000:]
     rows, stored, to_score = start_line(log)
     assert rows == 3000 and stored + to_score == 3000
+    # the later ops count the rows the mapper scored from Data-Juicer's JSON meta column, in one pass
+    assert "daar_diversity_score_filter: 3,000 rows: 3,000 already scored (3,000 by an earlier op, 0 in the score store" in log
     assert embedded(log) == to_score  # only the missing rows ran through the backbone
     assert done - stored <= 2 * CHUNK  # rescored: at most the chunk in flight per worker
     assert summarize(store)[0].rows >= 3000
@@ -322,13 +324,23 @@ def test_the_start_lines_count_from_arrow_agrees_with_the_reuse_rule_row_by_row(
     pool = [{**r, Fields.meta: m} for r, m in zip(rows[:6], mapped[Fields.meta])]
     pool += [{**r, Fields.stats: s} for r, s in zip(rows[6:12], filtered[Fields.stats])]
     pool += [{**r, Fields.meta: m} for r, m in zip(rows[12:], tagged_other[Fields.meta])]
+    from datasets import Dataset, Features, Json, Value
     from helpers import dataset
 
-    ds = dataset(pool)
+    as_structs = dataset(pool)
+    # Data-Juicer keeps stats and meta as its Json feature (JSON text in Arrow): read the same way
+    names = [c for c in as_structs.column_names if c not in (Fields.stats, Fields.meta)]
+    features = Features({**{c: Value("string") for c in names}, Fields.stats: Json(), Fields.meta: Json()})
+    as_json = Dataset.from_list(
+        [{**{c: r.get(c) for c in names}, Fields.stats: r.get(Fields.stats), Fields.meta: r.get(Fields.meta)} for r in pool],
+        features=features,
+    )
     tag = other.tag
     mine = DaarDomainProbeMapper(bundle_path=str(tiny_bundle), **ONE).tag
-    for wanted in (("probe_entropy",), ("predictor", "domain"), ("probe_entropy", "domain", "subdomain"), VALUE_NAMES):
-        for t in (mine, tag):
-            mask = carried_mask(ds.with_format("arrow")[:], t, wanted)
-            rowwise = [stored_values(r.get(Fields.stats), r.get(Fields.meta), t, wanted) is not None for r in ds.to_list()]
-            assert mask.tolist() == rowwise, (wanted, t)
+    for ds in (as_structs, as_json):
+        for wanted in (("probe_entropy",), ("predictor", "domain"), ("probe_entropy", "domain", "subdomain"), VALUE_NAMES):
+            for t in (mine, tag):
+                mask = carried_mask(ds.with_format("arrow")[:], t, wanted)
+                rowwise = [stored_values(r.get(Fields.stats), r.get(Fields.meta), t, wanted) is not None for r in ds.to_list()]
+                assert mask is not None and mask.tolist() == rowwise, (wanted, t)
+                assert any(rowwise) and not all(rowwise)
