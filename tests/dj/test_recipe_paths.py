@@ -2,6 +2,7 @@
 refused when the first DaaR op is built, before any row is scored; the user's files stay whole."""
 
 from argparse import Namespace
+from pathlib import Path
 
 import pytest
 from helpers import dj, recipe, theme_rows, write_jsonl
@@ -159,3 +160,37 @@ def test_dj_process_refuses_an_export_over_one_of_several_inputs_before_scoring(
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "is the recipe's input" in output and "backbone embedded" not in output
     assert other.read_bytes() == before
+
+
+def test_a_read_only_export_folder_is_refused_at_start():
+    """As a user who may not write there (root may write anywhere, so as root the check runs as nobody)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="daar-ro-"))
+    try:
+        base.chmod(0o755)
+        (base / "ro").mkdir(mode=0o555)
+        (base / "ro").chmod(0o555)
+        code = (
+            "from argparse import Namespace\n"
+            "from data_juicer_daar.dj.recipe_paths import check_recipe_paths\n"
+            "from data_juicer_daar.errors import ConfigError\n"
+            f"cfg = Namespace(dataset_path={str(base / 'pool.jsonl')!r}, export_path={str(base / 'ro' / 'sel.jsonl')!r}, process=[])\n"
+            "try:\n    check_recipe_paths(cfg)\n"
+            "except ConfigError as exc:\n    print(exc)\n"
+        )
+        write_jsonl(base / "pool.jsonl", theme_rows(1))
+        (base / "pool.jsonl").chmod(0o644)
+        command = [sys.executable, "-c", code]
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv: no user here lacks write access")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert f"export_path {base}/ro/sel.jsonl: {base}/ro is not a folder this user can write into" in out.stdout, out.stderr[-2000:]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
