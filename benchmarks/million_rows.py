@@ -17,6 +17,7 @@ resident anonymous memory (``RssAnon``: the heap; the dataset's memory-mapped Ar
 file-backed and shared) and as the whole resident set.
 
 Usage: python -m benchmarks.million_rows [--rows 100000,1000000] [--kinds whole,killed] [--dtype float32|bfloat16]
+       [--executor default|ray] [--report]
 """
 
 from __future__ import annotations
@@ -71,24 +72,27 @@ def pool(rows: int) -> Path:
     return path
 
 
-def recipe(rows: int, bundle: Path, work: Path, dtype: str = "float32", builtin: bool = False) -> Path:
+def recipe(rows: int, bundle: Path, work: Path, dtype: str = "float32", builtin: bool = False, ray: bool = False) -> Path:
     """The three ops over the pool; ``builtin``: Data-Juicer's own mapper-free pair instead (a length
-    filter and its random selector), whose driver memory is Data-Juicer's own cost of the pool."""
+    filter and its random selector), whose driver memory is Data-Juicer's own cost of the pool;
+    ``ray``: under the Ray executor (a local Ray started by the run), the Ray selector, a folder export."""
     op = {"bundle_path": str(bundle), "model_dtype": dtype}
+    selector = "daar_topk_reward_ray_selector" if ray else "daar_topk_reward_selector"
     ours = [
         {"daar_domain_probe_mapper": op},
         {"daar_diversity_score_filter": op},
-        {"daar_topk_reward_selector": {**op, "top_ratio": 0.1, "mode": "balanced", "coverage": True}},
+        {selector: {**op, "top_ratio": 0.1, "mode": "balanced", "coverage": True}},
     ]
     theirs = [{"text_length_filter": {"min_len": 1, "max_len": 100000}}, {"random_selector": {"select_ratio": 0.1}}]
+    executor = {"executor_type": "ray", "ray_address": "local"} if ray else {"np": 2}
     config = {
         "project_name": "million",
         "dataset_path": str(pool(rows)),
-        "export_path": str(work / "selected.jsonl"),
+        "export_path": str(work / ("selected" if ray else "selected.jsonl")),
         "text_keys": "instruction",
-        "np": 2,
         "use_cache": False,
         "process": theirs if builtin else ours,
+        **executor,
     }
     path = work / "recipe.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -104,29 +108,30 @@ def _status(pid: int) -> dict[str, int]:
     return {k: int(v.split()[0]) * 1024 for k, v in re.findall(r"^(RssAnon|VmRSS):\s+(.+)$", text, re.M)}
 
 
-def _children(pid: int) -> list[int]:
-    out = []
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (Ray's workers are its raylet's children, not the driver's)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z":
+                    parents[int(entry.name)] = int(fields[1])
             except (OSError, ValueError, IndexError):
                 continue
+    out, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        out += below
+        frontier = below
     return out
 
 
-def _running_with(marker: str) -> list[int]:
-    """Live processes whose command line holds ``marker``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    out.append(int(entry.name))
-        except OSError:
-            continue
-    return out
+def _alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Sampler:
@@ -143,7 +148,7 @@ class Sampler:
             own = _status(self.pid)
             self.peak["driver_anon"] = max(self.peak["driver_anon"], own.get("RssAnon", 0))
             self.peak["driver_rss"] = max(self.peak["driver_rss"], own.get("VmRSS", 0))
-            for child in _children(self.pid):
+            for child in _descendants(self.pid):
                 st = _status(child)
                 self.peak["worker_anon"] = max(self.peak["worker_anon"], st.get("RssAnon", 0))
                 self.peak["worker_rss"] = max(self.peak["worker_rss"], st.get("VmRSS", 0))
@@ -169,44 +174,56 @@ def run(config: Path, env: dict, kill_at: int | None = None) -> dict:
                     for n in re.findall(r"daar_domain_probe_mapper: ([\d,]+) of", log_path.read_text(errors="replace"))
                 ]
                 if seen and seen[-1] >= kill_at:
+                    below = _descendants(child.pid)
                     child.send_signal(signal.SIGKILL)
                     child.wait()
                     break
     wall = time.perf_counter() - t
+    if kill_at:
+        time.sleep(10)  # what dies with the driver is gone by now
+    left = [pid for pid in below if _alive(pid)] if kill_at else []
     memory = sampler.stop()
     text = log_path.read_text(errors="replace")
     if not kill_at and child.returncode != 0:
         raise SystemExit(f"dj-process failed ({child.returncode}):\n{text[-3000:]}")
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", text))
-    return {"wall_s": wall, "embedded": embedded, "rc": child.returncode, **memory}
+    return {"wall_s": wall, "embedded": embedded, "rc": child.returncode, "left": len(left), **memory}
 
 
 def selection_digest(work: Path) -> str:
-    ids = [json.loads(line)["id"] for line in (work / "selected.jsonl").read_text().splitlines()]
+    """A digest of the selected ids (in order; sorted for a Ray folder export, whose shards are
+    numbered in the order they finished)."""
+    export = work / "selected.jsonl"
+    files = [export] if export.is_file() else sorted((work / "selected").glob("*.json*"))
+    ids = [json.loads(line)["id"] for f in files for line in f.read_text().splitlines() if line.strip()]
+    ids = ids if export.is_file() else sorted(ids)
     (work / "selected_ids.txt").write_text("\n".join(ids) + "\n")  # kept to count the rows two selections differ in
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] + f" ({len(ids)} rows)"
 
 
-def cell(rows: int, kind: str, bundle: Path, dtype: str) -> dict:
-    work = WORK / f"{kind}_{rows}_{dtype}"
+def cell(rows: int, kind: str, bundle: Path, dtype: str, ray: bool = False) -> dict:
+    work = WORK / f"{kind}_{rows}_{dtype}{'_ray' if ray else ''}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DAAR_SCORE_STORE": str(work / "store"), "DAAR_PROGRESS_SECONDS": "5"}
-    config = recipe(rows, bundle, work, dtype, builtin=kind == "builtin")
+    config = recipe(rows, bundle, work, dtype, builtin=kind == "builtin", ray=ray)
     if kind in ("whole", "builtin"):
         out = run(config, env)
         return {**out, "selection": selection_digest(work)}
     first = run(config, env, kill_at=rows // 2)
-    time.sleep(2)
-    left = _running_with(str(config))
     second = run(config, env)
     return {
         "killed_run": first,
         "resumed_run": second,
         "rows_scored_twice": first["embedded"] + second["embedded"] - rows,
-        "processes_left_after_kill": len(left),
+        "processes_left_after_kill": first["left"],
         "selection": selection_digest(work),
     }
+
+
+def suffix(dtype: str, executor: str) -> str:
+    """The part of a cell's name after (rows, run): nothing for float32 on the default executor."""
+    return "".join(f"-{v}" for v in (dtype, executor) if v not in ("float32", "default"))
 
 
 def report() -> None:
@@ -214,11 +231,11 @@ def report() -> None:
     cells = {p.stem: json.loads(p.read_text()) for p in sorted(CELLS.glob("*.json"))}
     print("| rows | run | wall s | rows scored | scored twice | driver RssAnon MiB | driver RSS MiB | worker RssAnon MiB | selection |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
-    for c in sorted(cells.values(), key=lambda c: (c["rows"], c["kind"])):
-        whole = cells.get(f"{c['rows']}-whole" + ("" if c.get("dtype", "float32") == "float32" else f"-{c['dtype']}"))
+    for c in sorted(cells.values(), key=lambda c: (c["rows"], c.get("executor", "default"), c["kind"])):
+        whole = cells.get(f"{c['rows']}-whole" + suffix(c.get("dtype", "float32"), c.get("executor", "default")))
         runs = [("killed at half", c["killed_run"]), ("resumed", c["resumed_run"])] if "killed_run" in c else [(c["kind"], c)]
         same = "" if c["kind"] != "killed" or whole is None else ("= whole" if whole["selection"] == c["selection"] else "differs")
-        fmt = "" if c.get("dtype", "float32") == "float32" else f" ({c['dtype']})"
+        fmt = "".join(f" ({v})" for v in (c.get("dtype", "float32"), c.get("executor", "default")) if v not in ("float32", "default"))
         for label, r in runs:
             twice = c.get("rows_scored_twice", "") if label == "resumed" else ""
             print(
@@ -239,6 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int_list, default=[100000, 1000000], help="pool sizes, comma-separated")
     parser.add_argument("--kinds", type=kinds, default=["whole", "killed"], help="whole, killed, builtin (comma-separated)")
+    parser.add_argument("--executor", default="default", choices=("default", "ray"), help="Data-Juicer's executor")
     parser.add_argument("--report", action="store_true", help="print the table of the cells present and stop")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="the backbone's number format")
     args = parser.parse_args()
@@ -250,12 +268,19 @@ def main() -> None:
     bundle = setup()
     for rows in args.rows:
         for kind in args.kinds:
-            path = CELLS / (f"{rows}-{kind}.json" if args.dtype == "float32" else f"{rows}-{kind}-{args.dtype}.json")
+            path = CELLS / f"{rows}-{kind}{suffix(args.dtype, args.executor)}.json"
             if path.is_file():
                 logger.info(f"{path.name} done")
                 continue
             logger.info(f"million_rows: {kind} run of {rows:,} rows")
-            result = {"rows": rows, "kind": kind, "dtype": args.dtype, "machine": machine(), **cell(rows, kind, bundle, args.dtype)}
+            result = {
+                "rows": rows,
+                "kind": kind,
+                "dtype": args.dtype,
+                "executor": args.executor,
+                "machine": machine(),
+                **cell(rows, kind, bundle, args.dtype, ray=args.executor == "ray"),
+            }
             path.write_text(json.dumps(result, indent=1))
             logger.info(f"{path.name}: {json.dumps(result)}")
 

@@ -117,3 +117,11 @@ def run_until_killed(cmd: list[str], cwd: Path, env: dict, lines: int) -> str:
         child.kill()
         child.wait()
     return log.read_text(errors="replace")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test sends SIGINT: a suite run as a background job starts with
+    SIGINT ignored, and an ignored signal stays ignored in every child (no KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

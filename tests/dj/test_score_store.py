@@ -247,7 +247,9 @@ def test_two_runs_at_once_over_one_store_both_select_correctly(tmp_path, tiny_bu
         (tmp_path / name).mkdir()
         configs.append(kill_recipe(tmp_path / name, tiny_bundle, rows=1200))
     runs = [
-        subprocess.Popen(command("dj-process", c), cwd=c.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            command("dj-process", c), cwd=c.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
         for c in configs
     ]
     outputs = [r.communicate(timeout=600)[0] for r in runs]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import theme_rows, write_jsonl
+from helpers import interruptible, theme_rows, write_jsonl
 
 BIN = Path(sys.executable).parent
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -337,7 +337,7 @@ def test_ctrl_c_is_one_line_and_leaves_no_bundle(tmp_path, tiny_model, theme_cor
 
     out = tmp_path / "b"
     args = [str(BIN / "daar"), *tiny_train(theme_corpus, out, tiny_model, epochs=200, folds=5), "--patience", "200"]
-    child = subprocess.Popen(args, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(args, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     seen = []
     for line in child.stderr:  # until training runs: the backbone is loaded
         seen.append(line)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import dj, gone, read_rows, recipe, running_with, theme_rows, write_jsonl
+from helpers import dj, gone, interruptible, read_rows, recipe, running_with, theme_rows, write_jsonl
 
 pytestmark = pytest.mark.slow  # dj-process in subprocesses
 
@@ -123,7 +123,7 @@ def start_until_scoring(command: list[str], cwd: Path) -> subprocess.Popen:
     """Start ``command`` (its output to a file, so nothing blocks on a pipe) and return once a DaaR
     op has scored its first batch."""
     log = (cwd / "run.log").open("w")
-    child = subprocess.Popen(command, cwd=cwd, env=run_env(), stdout=log, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(command, cwd=cwd, env=run_env(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=interruptible)
     deadline = time.monotonic() + 300
     while "backbone embedded" not in (cwd / "run.log").read_text(errors="replace"):
         assert child.poll() is None and time.monotonic() < deadline, f"{command} ended before scoring"
