@@ -127,6 +127,13 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _command(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}") / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -182,12 +189,13 @@ def run(config: Path, env: dict, kill_at: int | None = None) -> dict:
     if kill_at:
         time.sleep(10)  # what dies with the driver is gone by now
     left = [pid for pid in below if _alive(pid)] if kill_at else []
+    left_commands = [_command(pid) for pid in left]
     memory = sampler.stop()
     text = log_path.read_text(errors="replace")
     if not kill_at and child.returncode != 0:
         raise SystemExit(f"dj-process failed ({child.returncode}):\n{text[-3000:]}")
     embedded = sum(int(n) for n in re.findall(r"backbone embedded (\d+) samples", text))
-    return {"wall_s": wall, "embedded": embedded, "rc": child.returncode, "left": len(left), **memory}
+    return {"wall_s": wall, "embedded": embedded, "rc": child.returncode, "left": len(left), "left_commands": left_commands, **memory}
 
 
 def selection_digest(work: Path) -> str:
@@ -205,17 +213,29 @@ def cell(rows: int, kind: str, bundle: Path, dtype: str, ray: bool = False) -> d
     work = WORK / f"{kind}_{rows}_{dtype}{'_ray' if ray else ''}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DAAR_SCORE_STORE": str(work / "store"), "DAAR_PROGRESS_SECONDS": "5"}
+    # (RAY_DEDUP_LOGS=0: Ray would fold the workers' repeated "backbone embedded" lines, which count the rows scored)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DAAR_SCORE_STORE": str(work / "store"),
+        "DAAR_PROGRESS_SECONDS": "5",
+        "RAY_DEDUP_LOGS": "0",
+    }
     config = recipe(rows, bundle, work, dtype, builtin=kind == "builtin", ray=ray)
     if kind in ("whole", "builtin"):
         out = run(config, env)
         return {**out, "selection": selection_digest(work)}
+    from data_juicer_daar.dj.score_store import summarize
+
     first = run(config, env, kill_at=rows // 2)
+    kept = sum(t.rows for t in summarize(work / "store"))
     second = run(config, env)
     return {
         "killed_run": first,
         "resumed_run": second,
-        "rows_scored_twice": first["embedded"] + second["embedded"] - rows,
+        "stored_when_killed": kept,
+        # from the log lines; under Ray the lines still on their way to the driver are lost with it
+        "rows_scored_twice": None if ray else first["embedded"] + second["embedded"] - rows,
         "processes_left_after_kill": first["left"],
         "selection": selection_digest(work),
     }
@@ -238,6 +258,7 @@ def report() -> None:
         fmt = "".join(f" ({v})" for v in (c.get("dtype", "float32"), c.get("executor", "default")) if v not in ("float32", "default"))
         for label, r in runs:
             twice = c.get("rows_scored_twice", "") if label == "resumed" else ""
+            twice = "n/a" if twice is None else twice
             print(
                 f"| {c['rows']:,} | {label}{fmt} | {r['wall_s']:.0f} | "
                 f"{r['embedded']:,} | {twice} | {r['driver_anon']:.0f} | {r['driver_rss']:.0f} | {r['worker_anon']:.0f} | "
