@@ -23,7 +23,9 @@ Usage:
   python -m benchmarks.grid run --conditions unseen_skewed --selectors first --seeds 0-4 [--minutes 60] [--crn false]
   python -m benchmarks.grid report    # every table from the cells present (results/grid.md)
   python -m benchmarks.grid screen    # rows per true domain and source for every rule, no fine-tune (results/grid_screen.md)
-``--selectors`` takes names of ``benchmarks/selectors.py`` or a set of ``SETS`` (comma-separated).
+``--selectors`` takes names of ``benchmarks/selectors.py`` or a set of ``SETS`` (comma-separated);
+``round2`` is read from the cells: the baselines and round 1's two best candidates (``finalists``).
+The report ends with the decision rule applied to round 2 (``decision``).
 """
 
 from __future__ import annotations
@@ -89,6 +91,10 @@ SETS = {
     ],
     "oracle": [ORACLE],
 }
+BASELINES = (RANDOM, KMQ, SHIPPED)
+#: the conditions and the seeds each round needs before it decides
+ROUND1 = (("unseen_skewed", "imbalanced_weak", "demo"), 6)
+ROUND2 = (tuple(CONDITIONS), 10)
 
 
 def file_hash(path: Path) -> str:
@@ -225,6 +231,78 @@ def summary(cells: list[dict]) -> dict:
     return table
 
 
+def worst_case(table: dict, selector: str, conditions: tuple[str, ...], seeds: int) -> float | None:
+    """The lowest paired out-of-source Δ to random over ``conditions``; None until each has ``seeds``."""
+    found = []
+    for cond in conditions:
+        p = table.get(cond, {}).get(selector, {}).get("out_of_source_vs_random")
+        if not p or p["n"] < seeds:
+            return None
+        found.append(p["mean"])
+    return min(found)
+
+
+def finalists(table: dict) -> list[str]:
+    """Round 2's selectors: the baselines and round 1's two candidates with the best worst-case
+    out-of-source Δ (item 5 of the plan, benchmarks/README.md section 11)."""
+    conditions, seeds = ROUND1
+    candidates = [s for s in SETS["round1"] if s not in BASELINES]
+    scores = {s: worst_case(table, s, conditions, seeds) for s in candidates}
+    missing = [s for s, v in scores.items() if v is None]
+    if missing:
+        raise ValueError(f"round 1 is not complete ({seeds} seeds on {', '.join(conditions)}): {len(missing)} candidates short")
+    return [*BASELINES, *sorted(candidates, key=lambda s: -scores[s])[:2]]
+
+
+def verdict(table: dict, selector: str) -> tuple[list[str], float | None]:
+    """Where ``selector`` breaks the decision rule (below random by more than one standard error in a
+    protocol; a worst true domain more than two below), and its worst-case out-of-source Δ."""
+    conditions, seeds = ROUND2
+    broken = []
+    for cond in conditions:
+        e = table.get(cond, {}).get(selector)
+        if not e:
+            continue
+        for proto in PROTOCOLS:
+            p = e[f"{proto}_vs_random"]
+            if p and p["mean"] < -p["se"]:
+                broken.append(f"{cond} {proto.replace('_', '-')} {p['mean']:+.4f} (se {p['se']:.4f})")
+        worst = e["worst_domain_vs_random"]
+        if worst and worst[1]["mean"] < -2 * worst[1]["se"]:
+            broken.append(f"{cond} {worst[0]} {worst[1]['mean']:+.4f} (se {worst[1]['se']:.4f})")
+    return broken, worst_case(table, selector, conditions, seeds)
+
+
+def decision(table: dict) -> list[str]:
+    """The decision section: round 2's finalists against the rule, and the default it gives."""
+    lines = ["", "## Decision", ""]
+    try:
+        names = finalists(table)
+    except ValueError as err:
+        return [*lines, f"Pending: {err}."]
+    conditions, seeds = ROUND2
+    lines += [
+        f"Finalists (round 1's two best by worst-case out-of-source Δ, and the baselines); the rule needs {seeds} "
+        f"paired seeds on each of {', '.join(conditions)}.",
+        "",
+        "| selector | fewest seeds | breaks the rule at | worst-case out-of-source Δ |",
+        "|---|---:|---|---:|",
+    ]
+    passing, complete = {}, True
+    for sel in names[1:]:
+        broken, worst = verdict(table, sel)
+        n = min((table.get(c, {}).get(sel, {}).get("n", 0) for c in conditions), default=0)
+        complete &= worst is not None
+        lines.append(f"| {sel} | {n} | {'; '.join(broken) or 'nowhere'} | {'—' if worst is None else f'{worst:+.4f}'} |")
+        if not broken and worst is not None:
+            passing[sel] = worst
+    if not complete:
+        return [*lines, "", "Pending: not every finalist has its seeds yet; the default stays as shipped."]
+    if not passing:
+        return [*lines, "", f"No finalist passes: the default becomes {KMQ} (proportional quotas, random inside)."]
+    return [*lines, "", f"Default: **{max(passing, key=passing.get)}** (the best worst-case out-of-source Δ of those that pass)."]
+
+
 def fmt(p: dict | None) -> str:
     return "—" if p is None else f"{p['mean']:+.4f} ± {p['sd']:.4f} (se {p['se']:.4f}, {p['ahead']}/{p['n']})"
 
@@ -257,6 +335,7 @@ def report() -> str:
                 f"| {sel} | {e['n']} | {e['out_of_source']:+.4f} | {fmt(e['out_of_source_vs_random'])} | {e['in_source']:+.4f} | "
                 f"{fmt(e['in_source_vs_random'])} | {worst_text} | {mc} | {fmt(e['mc_vs_random'])} |"
             )
+    lines += decision(table)
     crn = crn_effect(table)
     if crn:
         lines += [
@@ -346,7 +425,13 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     conditions = [c.strip() for c in args.conditions.split(",")]
-    names = list(dict.fromkeys(n for part in args.selectors.split(",") for n in SETS.get(part.strip(), [part.strip()])))
+    sets = dict(SETS)
+    if "round2" in args.selectors.split(","):
+        try:
+            sets["round2"] = finalists(summary(load_cells()))
+        except ValueError as err:
+            parser.error(str(err))
+    names = list(dict.fromkeys(n for part in args.selectors.split(",") for n in sets.get(part.strip(), [part.strip()])))
     bad = [c for c in conditions if c not in CONDITIONS] + [n for n in names if n not in SELECTORS]
     if bad:
         parser.error(f"unknown condition(s) or selector(s): {bad}")

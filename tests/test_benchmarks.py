@@ -157,3 +157,38 @@ def test_grid_cells_are_keyed_by_what_changes_them_and_the_report_pairs_seeds(tm
     assert worst[0] == "mathematics" and abs(worst[1]["mean"] + 0.05) < 1e-12
     text = grid.report()
     assert "## demo (pseudo-domain agreement 0.700)" in text and json.loads((tmp_path / "grid.json").read_text())["demo"]
+
+
+def test_grid_decision_picks_finalists_from_round_one_and_applies_the_rule(monkeypatch):
+    import benchmarks.grid as grid
+
+    def entry(n, out, inside=0.0, se=0.01, worst=0.0):
+        p = lambda mean: {"mean": mean, "sd": se * n**0.5, "se": se, "ahead": 0, "n": n}  # noqa: E731
+        return {"n": n, "out_of_source_vs_random": p(out), "in_source_vs_random": p(inside), "worst_domain_vs_random": ("coding", p(worst))}
+
+    candidates = [s for s in grid.SETS["round1"] if s not in grid.BASELINES]
+    good, second, *rest = candidates
+    table = {c: {s: entry(6, 0.0) for s in grid.SETS["round1"]} for c in grid.ROUND1[0]}
+    table["demo"][rest[0]] = entry(5, 0.5)  # one seed short: round 1 is not done
+    with pytest.raises(ValueError, match="round 1 is not complete"):
+        grid.finalists(table)
+    assert grid.decision(table)[-1].startswith("Pending: round 1 is not complete")
+    for cond in grid.ROUND1[0]:
+        table[cond].update({good: entry(6, 0.03), second: entry(6, 0.02), rest[0]: entry(6, -0.01)})
+    table["demo"][rest[1]] = entry(6, 0.5)  # best on one condition, level on the others: worst case 0
+    assert grid.finalists(table) == [*grid.BASELINES, good, second]
+
+    def merged(round2: dict) -> dict:  # one table holds both rounds' cells
+        return {c: {**table.get(c, {}), **round2[c]} for c in grid.CONDITIONS}
+
+    full = {c: {s: entry(9, 0.0) for s in grid.finalists(table)} for c in grid.CONDITIONS}
+    assert grid.decision(merged(full))[-1].startswith("Pending: not every finalist")
+    for cond in grid.CONDITIONS:
+        full[cond].update({s: entry(10, 0.0) for s in grid.BASELINES} | {good: entry(10, 0.04), second: entry(10, 0.01)})
+    full["demo"][good] = entry(10, 0.04, inside=-0.02)  # in-source below random by 2 se: out
+    assert grid.verdict(merged(full), good)[0] == ["demo in-source -0.0200 (se 0.0100)"]
+    assert grid.decision(merged(full))[-1] == f"Default: **{second}** (the best worst-case out-of-source Δ of those that pass)."
+    full["demo"][second] = entry(10, 0.01, worst=-0.03)  # its worst domain 3 se below random: out too
+    for sel in (grid.KMQ, grid.SHIPPED):
+        full["unseen_skewed"][sel] = entry(10, -0.02)
+    assert grid.decision(merged(full))[-1].startswith(f"No finalist passes: the default becomes {grid.KMQ}")
