@@ -34,6 +34,8 @@ RUNS = "runs"  # per tag: Ray jobs' driver marks and progress files
 INFO = "info.json"  # per tag: what wrote it (for ``daar store``)
 TAG_NAME = re.compile(r"[0-9a-f]{16}")  # ``reuse.scoring_tag``
 ARRAYS = ("keys", "domain", "subdomain", "probs", "predictor", "probe_entropy")
+ASIDE = (".tmp-*", ".probe-*")  # files written aside; a kill can leave them
+ASIDE_STALE_S = 3600.0  # an aside file this old is a killed writer's (a chunk takes well under a second)
 
 
 def _in_driver() -> bool:
@@ -119,6 +121,7 @@ class ScoreStore:
             probe.unlink()
             if not (self.dir / INFO).is_file():
                 self._write_aside(self.dir / INFO, lambda p: p.write_text(json.dumps(info, indent=1), encoding="utf-8"))
+            self._sweep()
             if job and not (self.dir / RUNS / f"{job}.driver").exists() and not _in_driver():
                 logger.warning(
                     f"score store {self.root}: this Ray node does not see the folder the driver wrote to, so its scores stay on "
@@ -131,6 +134,20 @@ class ScoreStore:
                 option="score_store_dir",
             ) from None
         return self
+
+    def _sweep(self) -> None:
+        """Remove the aside files that killed writers left (older than ``ASIDE_STALE_S``: one being
+        written now, by any process on any node, is far younger)."""
+        now, removed = time.time(), 0
+        for path in (p for pattern in ASIDE for p in self.dir.glob(pattern)):
+            try:
+                if now - path.stat().st_mtime > ASIDE_STALE_S:
+                    path.unlink()
+                    removed += 1
+            except OSError:  # another process removed it first
+                continue
+        if removed:
+            logger.info(f"score store {self.dir}: removed {removed} unfinished file(s) left by killed runs")
 
     def mark_driver(self, job: str | None) -> None:
         """In a Ray driver: leave the mark by which the job's workers tell that they see this folder."""

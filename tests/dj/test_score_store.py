@@ -136,6 +136,19 @@ def test_a_chunk_whose_arrays_disagree_is_not_read(tmp_path):
     assert found.tolist() == [0, 2] and values.subdomain.tolist() == [4, 3]
 
 
+def test_unfinished_files_a_kill_left_are_removed_when_a_store_opens(tmp_path):
+    store = ScoreStore(tmp_path, "t", 2).open({})
+    old = [store.dir / ".tmp-0123-chunk-1-h-1-ab-3.npz", store.dir / ".probe-4567"]
+    young = store.dir / ".tmp-89ab-chunk-2-h-2-cd-3.npz"  # another process writing it right now
+    for path in [*old, young]:
+        path.write_bytes(b"PK\x03")
+    for path in old:
+        os.utime(path, (0, 0))
+    ScoreStore(tmp_path, "t", 2).open({})
+    assert [p.exists() for p in old] == [False, False] and young.exists()
+    assert ScoreStore(tmp_path, "t", 2).refresh() == 0  # and neither was ever read as a chunk
+
+
 def test_two_writers_over_one_store_both_keep_their_rows(tmp_path):
     def write(offset: int) -> None:
         store = ScoreStore(tmp_path, "t", 1).open({})
