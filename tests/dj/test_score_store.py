@@ -220,9 +220,19 @@ def start_line(log: str, op: str = "daar_domain_probe_mapper") -> tuple[int, int
     return tuple(int(g.replace(",", "")) for g in found.groups())
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_bundle) -> list[str]:
+    """The ids the kill recipe selects when nothing stops it (a fresh store)."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    config = kill_recipe(tmp, tiny_bundle)
+    fresh = dj("dj-process", config, tmp, env={**os.environ, "HF_HUB_OFFLINE": "1", "DAAR_SCORE_STORE": str(tmp / "store")})
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    return [r["id"] for r in read_rows(tmp / "out" / "selected.jsonl")]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("tool", ["dj-process", "daar"])
-def test_a_killed_run_resumes_rescoring_at_most_a_chunk_per_worker_and_selects_the_same_rows(tmp_path, tiny_bundle, tool):
+def test_a_killed_run_resumes_rescoring_at_most_a_chunk_per_worker_and_selects_the_same_rows(tmp_path, tiny_bundle, uninterrupted, tool):
     config = kill_recipe(tmp_path, tiny_bundle)
     store = tmp_path / "store"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DAAR_SCORE_STORE": str(store), "DAAR_PROGRESS_SECONDS": "0.3"}
@@ -243,13 +253,8 @@ def test_a_killed_run_resumes_rescoring_at_most_a_chunk_per_worker_and_selects_t
     assert done - stored <= 2 * CHUNK  # rescored: at most the chunk in flight per worker
     assert summarize(store)[0].rows >= 3000
 
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    config_ref = kill_recipe(reference, tiny_bundle)
-    fresh = dj("dj-process", config_ref, reference, env={**env, "DAAR_SCORE_STORE": str(tmp_path / "fresh")})
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
     ids = [r["id"] for r in read_rows(tmp_path / "out" / "selected.jsonl")]
-    assert ids == [r["id"] for r in read_rows(reference / "out" / "selected.jsonl")] and len(ids) == 300
+    assert ids == uninterrupted and len(ids) == 300
 
 
 @pytest.mark.slow
