@@ -133,7 +133,7 @@ def start_until_scoring(command: list[str], cwd: Path) -> subprocess.Popen:
 
 def long_recipe(tmp_path, tiny_bundle) -> Path:
     """A run of many small batches over two workers: still scoring a while after its first batch."""
-    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(3000))
+    pool = write_jsonl(tmp_path / "pool.jsonl", theme_rows(1000))
     op = {"bundle_path": str(tiny_bundle), "batch_size": 5}
     return recipe(tmp_path, pool, [{"daar_domain_probe_mapper": op}, {"daar_diversity_score_filter": op}], np=2)
 
@@ -150,7 +150,7 @@ def test_a_killed_daar_process_leaves_no_process_and_no_partial_file(tmp_path, t
         assert hidden(tmp_path / "out") == [] if (tmp_path / "out").exists() else True
     # a later run removes whatever a killed one left aside, and writes its own outputs whole
     assert daar_process(config, tmp_path).returncode == 0
-    assert hidden(tmp_path / "out") == [] and len(read_rows(tmp_path / "out" / "selected.jsonl")) == 12000
+    assert hidden(tmp_path / "out") == [] and len(read_rows(tmp_path / "out" / "selected.jsonl")) == 4000
 
 
 def test_workers_die_with_a_killed_dj_process(tmp_path, tiny_bundle):
