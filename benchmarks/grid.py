@@ -299,7 +299,7 @@ def decision(table: dict) -> list[str]:
     if not complete:
         return [*lines, "", "Pending: not every finalist has its seeds yet; the default stays as shipped."]
     if not passing:
-        return [*lines, "", f"No finalist passes: the default becomes {KMQ} (proportional quotas, random inside)."]
+        return [*lines, "", f"No finalist passes: the default becomes {KMQ} (proportional quotas), balancing an opt-in."]
     return [*lines, "", f"Default: **{max(passing, key=passing.get)}** (the best worst-case out-of-source Δ of those that pass)."]
 
 
