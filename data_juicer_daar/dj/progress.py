@@ -98,14 +98,14 @@ class Watch:
         rate = scored / elapsed
         of = f" of {self.total:,}" if self.total is not None else ""
         text = f"{self.who}: {seen:,}{of} rows ({ready:,} already scored, {scored:,} scored), {rate:.1f} rows/s"
-        if self.to_score is not None:
-            left = max(self.to_score - scored, 0)
-        elif self.total is not None:
-            left = max(self.total - seen, 0)
+        if self.to_score is not None:  # rows left to score, at the scoring rate
+            left, pace = max(self.to_score - scored, 0), rate
+        elif self.total is not None:  # rows left to pass (Ray: the rows to score are not known), at the pace they pass
+            left, pace = max(self.total - seen, 0), seen / elapsed
         else:
             return text
-        if left and rate > 0:
-            text += f", ETA {_duration(left / rate)}"
+        if left and pace > 0:
+            text += f", ETA {_duration(left / pace)}"
         return text
 
     def _loop(self) -> None:

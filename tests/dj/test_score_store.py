@@ -333,6 +333,25 @@ def test_the_progress_cadence_takes_any_environment_value(monkeypatch, value, ex
     assert cadence() == expected
 
 
+def test_progress_lines_give_the_eta_of_the_rows_left(tmp_path):
+    import time
+
+    from data_juicer_daar.dj.progress import Watch, note
+
+    path = tmp_path / "progress.jsonl"
+    note(path, 100, 100, 0)  # a batch an earlier op had scored
+    note(path, 100, 0, 100)
+    scoring = Watch("op", path, total=1000, to_score=800)
+    scoring.t0 = time.monotonic() - 10  # 100 rows scored in 10 s: 700 left to score take 70 s
+    assert scoring.line() == "op: 200 of 1,000 rows (100 already scored, 100 scored), 10.0 rows/s, ETA 70 s"
+    assert scoring.line() is None  # nothing new since
+    passing = tmp_path / "passing.jsonl"
+    note(passing, 250, 250, 0)  # under Ray the rows to score are unknown: the pace of rows passing sets the ETA
+    reusing = Watch("op", passing, total=1000, to_score=None)
+    reusing.t0 = time.monotonic() - 10
+    assert reusing.line() == "op: 250 of 1,000 rows (250 already scored, 0 scored), 0.0 rows/s, ETA 30 s"
+
+
 def test_the_start_lines_count_from_arrow_agrees_with_the_reuse_rule_row_by_row(tiny_bundle):
     from data_juicer_daar.dj.reuse import VALUE_NAMES, carried_mask, stored_values
 
