@@ -17,5 +17,5 @@ daar process --config recipes/daar_select.yaml > "$out/dj-process.log" 2>&1 || {
 t1=$(date +%s.%N)
 n=$(wc -l < "$out/demo_corpus.jsonl")
 python3 -c "print(f'dj-process scored and selected $n samples in {$t1 - $t0:.1f} s ({$n / ($t1 - $t0):.1f} samples/s, start-up included)')"
-daar report --pool "$out/scored_pool.jsonl" --selection "$out/selected.jsonl" --out "$out/report" --id-key id --bundle "$out/probe"
+daar report --recipe recipes/daar_select.yaml --out "$out/report" --id-key id   # its pool, selection and bundle are the recipe's
 echo "selection: $out/selected.jsonl   report: $out/report/report.html   total: $(( $(date +%s) - start )) s"

@@ -144,7 +144,7 @@ def test_report_names_the_parameter_of_an_unknown_score(tmp_path):
     from data_juicer_daar.errors import ConfigError
     from data_juicer_daar.tools.report.config import ReportConfig
 
-    with pytest.raises(ConfigError, match="score must be one of predictor, probe_entropy, got 'reward'") as err:
+    with pytest.raises(ConfigError, match="score must be one of predictor, probe_entropy or null, got 'reward'") as err:
         ReportConfig(pool="pool.jsonl", selection="selected.jsonl", out="report", score="reward")
     assert err.value.option == "score"
 
@@ -154,4 +154,5 @@ def test_the_cli_offers_exactly_the_scores_of_the_table():
 
     report = build_parser()._subparsers._group_actions[0].choices["report"]
     score = next(a for a in report._actions if a.dest == "score")
-    assert tuple(score.choices) == tuple(keys.SCORES) and score.default == keys.DEFAULT_SCORE
+    assert tuple(score.choices) == tuple(keys.SCORES) and score.default is None  # the recipe's selector's, else the default
+    assert f"else {keys.DEFAULT_SCORE}" in score.help

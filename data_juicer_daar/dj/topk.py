@@ -53,6 +53,7 @@ class Columns:
         """Indices (ascending) of the rows to keep. The domain column is one reference per row to the
         few name strings."""
         domains = np.asarray(self.names, dtype=object)[self.codes]
+        logger.info(f"{who}: selecting by {spec.describe()}")
         return spec.pick(self.scores, domains, self.groups, who=who)
 
 

@@ -210,6 +210,22 @@ class TopkSpec(Settings):
             return request
         return replace(request, shares=equal_shares(domains) if mode == "balanced" else validate_ratios(domain_ratios, domains))
 
+    def describe(self) -> str:
+        """The rule in one line (the selector's start line, ``daar report``)."""
+        limits = ([f"topk {self.topk}"] if self.topk is not None else []) + ([f"top_ratio {self.top_ratio:g}"] if self.top_ratio is not None else [])
+        size = f"the smaller of {' and '.join(limits)}" if len(limits) == 2 else limits[0]
+        if self.mode == "overall":
+            parts = "one budget over the whole pool"
+        elif self.mode == "custom":
+            parts = "the parts in domain_ratios" + (f" ({', '.join(f'{d} {r:g}' for d, r in self.shares.items())})" if self.shares else "")
+        elif self.share_exponent in (0, 1):
+            parts = "an equal part per domain" if self.share_exponent == 0 else "a part per domain in proportion to its rows"
+        else:
+            parts = f"a part per domain in proportion to its rows to the power {self.share_exponent:g}"
+        spread = ", each part spread over its sub-domains in proportion to their rows" if self.coverage else ""
+        cap = f", no domain{' or sub-domain' if self.coverage else ''} above {self.rate_cap:g} x the overall rate" if self.rate_cap else ""
+        return f"{self.mode}: {size}, {parts}{spread}{cap}, highest {self.score_source} first"
+
     @property
     def needs_domains(self) -> bool:
         """Whether the pick reads each row's domain (domain parts, or a cap on them)."""

@@ -33,3 +33,6 @@ def test_the_use_it_on_your_data_block_chains_on_a_users_own_file(tmp_path):
         assert result.returncode == 0, f"{command}\n{(result.stdout + result.stderr)[-3000:]}"
     assert len(read_rows(tmp_path / "my_run" / "selected.jsonl")) == int(0.2 * len(rows))
     assert (tmp_path / "my_run" / "report" / "report.html").is_file()
+    report = (tmp_path / "my_run" / "report" / "report.txt").read_text()
+    assert "  selection rule: daar_topk_reward_selector: balanced: top_ratio 0.2, an equal part per domain" in report
+    assert "blocks kept (L)" in (tmp_path / "my_run" / "report" / "report.html").read_text()  # the facts of the recipe's bundle

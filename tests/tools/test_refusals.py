@@ -257,3 +257,50 @@ def test_check_reads_compressed_shards_and_says_when_one_is_broken(tmp_path, cap
     assert main(["check", str(folder)]) == 2
     err = capsys.readouterr().err
     assert f"daar: error: {folder}/b.jsonl.gz: not a readable gz file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_recipe_refusals_are_one_line(capsys, tmp_path):
+    def recipe(name: str, text: str) -> str:
+        (tmp_path / name).write_text(text)
+        return str(tmp_path / name)
+
+    out = str(tmp_path / "r")
+    no_selector = recipe("a.yaml", "export_path: s.jsonl\nprocess:\n  - daar_domain_probe_mapper: {bundle_path: b}\n")
+    no_pool = recipe("b.yaml", "export_path: s.jsonl\nprocess:\n  - daar_topk_reward_selector: {bundle_path: b, top_ratio: 0.2}\n")
+    bad_rule = recipe("c.yaml", "export_path: s.jsonl\nprocess:\n  - daar_topk_reward_selector: {top_ratio: 0.2, rate_cap: 0.5}\n")
+    cases = {
+        ("--out", out): "daar: error: --pool: give --pool and --selection, or --recipe (the recipe that made the selection)",
+        ("--recipe", str(tmp_path / "none.yaml"), "--out", out): f"cannot read the recipe {tmp_path / 'none.yaml'}: No such file",
+        ("--recipe", recipe("d.yaml", "process: [unclosed\n"), "--out", out): f"the recipe {tmp_path / 'd.yaml'} is not YAML: ",
+        ("--recipe", no_selector, "--out", out): f"the recipe {no_selector} has no daar_topk_reward_selector or "
+        "daar_topk_reward_ray_selector in its process list: give --pool and --selection instead",
+        ("--recipe", no_pool, "--out", out): f"the recipe {no_pool} keeps no scored pool: add stats_export_path to "
+        "daar_diversity_score_filter",
+        ("--recipe", bad_rule, "--out", out): f"daar: error: --recipe: the recipe {bad_rule}: daar_topk_reward_selector: rate_cap must be",
+    }
+    for args, said in cases.items():
+        rc, errors = daar(capsys, "report", *args)
+        assert rc == 2 and len(errors) == 1 and said in errors[0], (args, errors)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_rule_in_words_names_every_setting():
+    from data_juicer_daar.method.selection import TopkSpec
+
+    def rule(*args, **kw) -> str:
+        return TopkSpec.build(*args, domains=["a", "b"], **kw).describe()
+
+    assert rule(None, 0.2, "overall", None) == "overall: top_ratio 0.2, one budget over the whole pool, highest probe_entropy first"
+    assert rule(None, 0.2, "balanced", None, coverage=True) == (
+        "balanced: top_ratio 0.2, an equal part per domain, each part spread over its sub-domains in proportion to their rows, "
+        "highest probe_entropy first"
+    )
+    assert rule(7, 0.2, "balanced", None, share_exponent=0.5, rate_cap=1.5, score_source="predictor") == (
+        "balanced: the smaller of topk 7 and top_ratio 0.2, a part per domain in proportion to its rows to the power 0.5, "
+        "no domain above 1.5 x the overall rate, highest predictor first"
+    )
+    assert rule(7, None, "balanced", None, share_exponent=1.0, rate_cap=2, coverage=True).startswith(
+        "balanced: topk 7, a part per domain in proportion to its rows, each part spread over its sub-domains in proportion "
+        "to their rows, no domain or sub-domain above 2 x the overall rate"
+    )
+    assert rule(7, None, "custom", {"a": 0.75, "b": 0.25}).startswith("custom: topk 7, the parts in domain_ratios (a 0.75, b 0.25),")

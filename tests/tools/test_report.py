@@ -169,3 +169,24 @@ def test_html_in_rows_is_escaped_in_the_page(scored, tmp_path):
     page = (tmp_path / "r" / "report.html").read_text()
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown, as text
+
+
+def test_a_report_from_the_recipe_states_its_rule_and_reads_its_files(scored, tiny_bundle, tmp_path):
+    recipe = scored.parent / "recipe.yaml"
+    daar = str(Path(sys.executable).parent / "daar")
+    args = [daar, "report", "--recipe", str(recipe), "--out", str(tmp_path / "r"), "--id-key", "id"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (tmp_path / "r" / "report.txt").read_text().splitlines()
+    rule = "  selection rule: daar_topk_reward_selector: balanced: top_ratio 0.25, an equal part per domain, highest probe_entropy first"
+    assert rule in text
+    given = report(tmp_path / "given", scored)  # the same files named by hand: the same report, the rule aside
+    assert given.returncode == 0, given.stderr[-2000:]
+    by_hand = (tmp_path / "given" / "report.txt").read_text().splitlines()
+    assert [line for line in text if line != rule] == [line for line in by_hand if not line.startswith("  selection rule:")]
+    assert "pass --recipe" in next(line for line in by_hand if line.startswith("  selection rule:"))
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "blocks kept (L)" in page and rule.strip() in page  # the recipe's bundle, and the rule on the page
+    # a selector op logs the same words when it picks
+    log = dj("dj-process", recipe, scored.parent)
+    assert "daar_topk_reward_selector: selecting by balanced: top_ratio 0.25, an equal part per domain" in log.stdout + log.stderr

@@ -12,16 +12,19 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ... import keys
 from ...errors import ConfigError
 from ...method.bundle import current_umask, read_manifest
 from ...method.manifest import Manifest
 from .config import ReportConfig
 from .load import Selection, load_selection, outside_range, score_edges
 from .plots import plots
+from .recipe import read_recipe
 
 
 def _table(title: str, pool: Counter, sel: Counter, n_pool: int, n_sel: int) -> list[str]:
@@ -33,7 +36,8 @@ def _table(title: str, pool: Counter, sel: Counter, n_pool: int, n_sel: int) -> 
     return lines
 
 
-def text_report(sel: Selection) -> list[str]:
+def text_report(sel: Selection, rule: str | None = None) -> list[str]:
+    """The report as text lines; ``rule``: the selector's rule in words (``--recipe``)."""
     n_pool, n_picked = len(sel.scores), int(sel.picked.sum())
     pool_dom, sel_dom = sel.domain_counts()
     edges = score_edges(sel)
@@ -43,6 +47,7 @@ def text_report(sel: Selection) -> list[str]:
         "DaaR selection report",
         f"  pool: {n_pool} rows ({sel.pool_path})",
         f"  selected: {sel.n_selected} rows ({sel.selection_path}), {100 * sel.n_selected / n_pool:.1f} % of the pool",
+        f"  selection rule: {rule or 'not known here (pass --recipe, the recipe that made the selection, to state it)'}",
         f"  unusual text in the pool: {dict(sel.issues) or 'none'}",
     ]
     coverage = sel.subdomain_coverage()
@@ -111,8 +116,8 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def html_report(sel: Selection, pngs: dict[str, Path], facts: dict[str, object] | None, max_chars: int = 600) -> str:
-    """One self-contained page: summary, plots (embedded), examples per domain, bundle facts."""
+def html_report(sel: Selection, lines: list[str], pngs: dict[str, Path], facts: dict[str, object] | None, max_chars: int = 600) -> str:
+    """One self-contained page: the text report's ``lines``, plots (embedded), examples per domain, bundle facts."""
     esc = html.escape
     cutoffs = sel.cutoffs()
     parts = [
@@ -123,7 +128,7 @@ def html_report(sel: Selection, pngs: dict[str, Path], facts: dict[str, object] 
         "table.examples{width:100%;table-layout:fixed}table.examples col.n{width:5.5em}"
         ".kept{background:#e8f5e9}img{max-width:100%}h2{border-bottom:1px solid #ddd}",
         "</style></head><body><h1>DaaR selection report</h1>",
-        "<pre>" + esc("\n".join(text_report(sel))) + "</pre>",
+        "<pre>" + esc("\n".join(lines)) + "</pre>",
         "<h2>Pool vs selection per predicted domain</h2>",
         _img(pngs["domains"], "pool vs selection per domain"),
         "<h2>Scores per domain, cut-off marked</h2>",
@@ -162,15 +167,29 @@ def write_report(config: ReportConfig) -> list[str]:
     the text report's lines."""
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise ConfigError(f"{config.out} is an existing file: give the report a directory of its own", option="out")
+    rule = None
+    if config.recipe is not None:
+        found = read_recipe(config.recipe)
+        if config.pool is None and found.pool is None:
+            raise ConfigError(
+                f"the recipe {config.recipe} keeps no scored pool: add stats_export_path to daar_diversity_score_filter "
+                "(as recipes/daar_select.yaml does) and run it again, or give --pool",
+                option="pool",
+            )
+        if config.selection is None and found.selection is None:
+            raise ConfigError(f"the recipe {config.recipe} has no local export_path: give --selection", option="selection")
+        given = {k: getattr(config, k) for k in ("pool", "selection", "bundle", "score")}
+        config = replace(config, **{k: v if v is not None else getattr(found, k) for k, v in given.items()})
+        rule = found.rule
     facts = bundle_facts(read_manifest(config.bundle)) if config.bundle is not None else None
-    sel = load_selection(config.pool, config.selection, config.id_key, config.score)
+    sel = load_selection(config.pool, config.selection, config.id_key, config.score or keys.DEFAULT_SCORE)
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # the report appears whole or not at all
     try:
-        lines = text_report(sel)
+        lines = text_report(sel, rule)
         pngs = plots(sel, staging)
-        (staging / "report.html").write_text(html_report(sel, pngs, facts), encoding="utf-8")
+        (staging / "report.html").write_text(html_report(sel, lines, pngs, facts), encoding="utf-8")
         (staging / "report.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         os.chmod(staging, 0o777 & ~current_umask())
         if not out.exists():
