@@ -212,7 +212,8 @@ class TopkSpec(Settings):
 
     def describe(self) -> str:
         """The rule in one line (the selector's start line, ``daar report``)."""
-        limits = ([f"topk {self.topk}"] if self.topk is not None else []) + ([f"top_ratio {self.top_ratio:g}"] if self.top_ratio is not None else [])
+        limits = [f"topk {self.topk}"] if self.topk is not None else []
+        limits += [f"top_ratio {self.top_ratio:g}"] if self.top_ratio is not None else []
         size = f"the smaller of {' and '.join(limits)}" if len(limits) == 2 else limits[0]
         if self.mode == "overall":
             parts = "one budget over the whole pool"

@@ -60,6 +60,20 @@ def test_a_good_pool_marks_the_selected_rows_by_id(tmp_path):
     assert loaded.picked.tolist() == [False, True, False] and float(loaded.scores[loaded.picked].mean()) == 0.9
 
 
+def test_a_selection_exported_as_a_folder_of_shards_is_read_whole(tmp_path):
+    rows = [scored_row(i, 0.1 * i) for i in range(6)]
+    pool = write_jsonl(tmp_path / "pool.jsonl", rows)
+    (tmp_path / "selected" / "sub").mkdir(parents=True)
+    write_jsonl(tmp_path / "selected" / "part-0.jsonl", rows[4:5])  # as the Ray executor writes an export
+    write_jsonl(tmp_path / "selected" / "sub" / "part-1.json", rows[5:6])
+    (tmp_path / "selected" / "_SUCCESS").write_text("")  # not a data file: not read
+    loaded = load_selection(pool, tmp_path / "selected", "id")
+    assert loaded.picked.tolist() == [False] * 4 + [True, True]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match="is empty"):
+        load_selection(tmp_path / "empty", tmp_path / "selected", "id")
+
+
 def report(tmp_path, rows, picked) -> tuple[int, str]:
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
     selection = write_jsonl(tmp_path / "sel.jsonl", [rows[i] for i in picked])

@@ -16,7 +16,7 @@ import numpy as np
 
 from ... import keys
 from ...errors import CorpusError
-from ...method.corpus import read_jsonl
+from ...method.corpus import data_files, read_jsonl
 from ...method.text import render
 
 
@@ -141,7 +141,11 @@ def load_selection(
     pool_path: str | Path, selection_path: str | Path, id_key: str | None = None, score: str = keys.DEFAULT_SCORE
 ) -> Selection:
     """Read the scored pool and the selection; mark each pool row that was selected."""
-    pool, selection = read_jsonl(pool_path), read_jsonl(selection_path, allow_empty=True)
+    # a folder is read as dj-process reads one (the Ray executor exports a folder of shards)
+    pool = [row for f in data_files(pool_path) for row in read_jsonl(f, allow_empty=True)]
+    selection = [row for f in data_files(selection_path) for row in read_jsonl(f, allow_empty=True)]
+    if not pool:
+        raise CorpusError(f"corpus {pool_path} is empty")
     if id_key is not None:
         for name, rows in (("pool", pool), ("selection", selection)):
             lacking = sum(id_key not in r for r in rows)
