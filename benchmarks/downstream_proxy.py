@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import os
 import re
 import resource
 import sys
@@ -43,7 +45,7 @@ import torch.nn.functional as F
 from loguru import logger
 from tqdm import tqdm
 
-from benchmarks.common import RESULTS, machine, save
+from benchmarks.common import OUT, RESULTS, machine, save
 from benchmarks.eval_pools import POOLS, pool_path
 from benchmarks.labelled_pool import Pool, load_pool, row_keys, selections
 from benchmarks.selectors import DEFAULT_SET, SELECTORS
@@ -125,21 +127,40 @@ class SplitModel:
         self.top.to(device).embed_tokens.requires_grad_(False)
         self.initial = {k: v.detach().clone() for k, v in self.top.state_dict().items()}
         self.cache: dict[int, torch.Tensor] = {}
+        # the trunk's outputs outlive the process: each run of a grid would otherwise embed its pools again
+        weights_size = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+        trunk = [(model_dir / "config.json").read_text(), weights_size, total - blocks, str(self.trunk.model.dtype), device]
+        trunk += [torch.__version__, machine()]
+        self.store = OUT / "trunk" / hashlib.sha256(json.dumps(trunk).encode()).hexdigest()[:16]
 
     def reset(self) -> None:
         self.top.load_state_dict(self.initial)
 
+    def stored(self, ids: list[int]) -> Path:
+        """Where the trunk's output of the token sequence ``ids`` is kept between runs."""
+        return self.store / f"{hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()[:24]}.npy"
+
     @torch.no_grad()
     def encode(self, items: dict[int, Item], batch_size: int = 16) -> None:
-        """Cache the trunk's output of the rows not cached yet (length-sorted batches)."""
+        """Cache the trunk's output of the rows not cached yet: read from ``store`` when an earlier
+        run computed it, else computed (length-sorted batches) and kept there."""
+        for i in items:
+            if i not in self.cache and self.stored(items[i][0]).is_file():
+                self.cache[i] = torch.from_numpy(np.load(self.stored(items[i][0])))
         todo = sorted((i for i in items if i not in self.cache), key=lambda i: -len(items[i][0]))
         pad = self.tokenizer.pad_token_id
+        self.store.mkdir(parents=True, exist_ok=True)
         for start in tqdm(range(0, len(todo), batch_size), desc="frozen trunk", unit="batch", leave=False, disable=not todo):
             chunk = todo[start : start + batch_size]
             ids, mask = pad_batch([items[i][0] for i in chunk], pad)
             hidden = self.trunk.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
             for j, i in enumerate(chunk):
                 self.cache[i] = hidden[j, : len(items[i][0])].float().cpu()
+                path = self.stored(items[i][0])
+                aside = path.with_name(f".{path.name}.{os.getpid()}")
+                with aside.open("wb") as f:
+                    np.save(f, self.cache[i].numpy())
+                aside.replace(path)
 
     def answer_losses(self, batch: list[tuple[int, Item]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy of every answer token of the (cached) rows in ``batch``, and its row."""

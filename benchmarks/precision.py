@@ -41,7 +41,7 @@ def agreement(a: tuple[str, str], b: tuple[str, str], ratio: float = 0.2, limit:
         out[f"{score}_spearman"] = round(float(spearmanr(u, v).statistic), 4)
         out[f"{score}_max_abs_diff"] = float(np.abs(u - v).max())
         for mode in ("overall", "balanced"):
-            spec = TopkSpec.build(None, ratio, mode, None, scorer.domains)
+            spec = TopkSpec.build(None, ratio, mode, None, scorer.domains, coverage=False)
             keep_x, keep_y = set(spec.pick(u, x.domains).tolist()), set(spec.pick(v, y.domains).tolist())
             out[f"{score}_{mode}_overlap"] = round(len(keep_x & keep_y) / max(len(keep_x), 1), 4)
     return out

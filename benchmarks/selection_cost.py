@@ -24,7 +24,7 @@ from data_juicer_daar.options import int_list
 
 RULES = {
     "baseline (columns only, no pick)": None,
-    "overall": {"mode": "overall"},
+    "overall": {"mode": "overall", "coverage": False},
     "overall + coverage": {"mode": "overall", "coverage": True},
     "balanced + coverage (shipped)": {"mode": "balanced", "coverage": True},
     "balanced α=0.5 cap=1.5 + coverage": {"mode": "balanced", "coverage": True, "share_exponent": 0.5, "rate_cap": 1.5},

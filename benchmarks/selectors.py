@@ -133,7 +133,8 @@ def daar(
     pseudo-domains)."""
 
     def run(view: View, k: int, seed: int) -> np.ndarray:
-        spec = TopkSpec.build(k, None, mode, None, view.domain_names, coverage, score_source=score, share_exponent=exponent, rate_cap=cap)
+        rule = {"coverage": coverage, "score_source": score, "share_exponent": exponent, "rate_cap": cap}
+        spec = TopkSpec.build(k, None, mode, None, view.domain_names, **rule)
         ranking = -view.noise if inside == "random" else view.scores[spec.score_source]
         domains = [r["source_domain"] for r in view.rows] if labels == "true" else view.domains
         return spec.pick(ranking, domains, _groups(view, count) if coverage else None)

@@ -83,8 +83,9 @@ class TopkOp(ScoringOp):
         :param top_ratio: fraction of the samples to keep, in (0, 1] (rounded down; a warning when
             it rounds to 0); ``None`` = no ratio limit. At least one of ``topk`` and ``top_ratio`` must be set; with both, the
             smaller selection applies.
-        :param mode: "overall" (default: the paper's, the whole pool), "balanced" (an equal share
-            of the budget per bundle domain) or "custom" (the shares in ``domain_ratios``).
+        :param mode: "balanced" (default: a part of the budget per bundle domain, by
+            ``share_exponent``), "overall" (the paper's: the whole pool) or "custom" (the shares in
+            ``domain_ratios``).
         :param domain_ratios: for ``custom`` only: {domain name: share of the budget}, bundle domain
             names only, shares summing to 1. Domains left out get no quota.
         :param score_source: the score that ranks the samples: "probe_entropy" (the probe's own
@@ -92,7 +93,7 @@ class TopkOp(ScoringOp):
             or "predictor" (the paper's reward head, stats ``daar_diversity``).
         :param coverage: spread each budget (the pool's, or each domain's quota) over the bundle's
             sub-domains (meta ``daar_subdomain``) in proportion to their rows, and fill each
-            sub-domain's part with its best samples (default false). A sub-domain too small for a
+            sub-domain's part with its best samples (default true). A sub-domain too small for a
             whole row of its proportional part (fewer than about 1 / rate rows) gets none, and its rows
             compete for the rows the parts leave over.
         :param share_exponent: ``balanced`` only: each domain's part of the budget is proportional

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from loguru import logger
@@ -176,9 +176,9 @@ class TopkSpec(Settings):
 
     topk: int | None = option(None, check=Number(integer=True, low=1, nullable=True, what="a positive integer"))
     top_ratio: float | None = option(None, check=Number(low=0, high=1, open_low=True, nullable=True, what="a number in (0, 1]"))
-    mode: str = option("overall", check=OneOf(MODES))
+    mode: str = option("balanced", check=OneOf(MODES))
     shares: dict[str, float] | None = None  # per domain, from ``mode`` (None: the whole pool's budget)
-    coverage: bool = option(False, check=Flag())
+    coverage: bool = option(True, check=Flag())
     score_source: str = option(DEFAULT_SCORE, check=SCORE_SOURCE)  # the score the caller ranks by (``keys.SCORES``)
     share_exponent: float = option(0.0, check=Number(low=0, high=1))  # balanced: a domain's part ∝ its rows ** exponent
     rate_cap: float | None = option(None, check=Number(low=1, nullable=True))  # no group above cap x the overall rate
@@ -189,21 +189,11 @@ class TopkSpec(Settings):
             raise ConfigError("set topk or top_ratio (or both)", option="topk")
 
     @classmethod
-    def build(
-        cls,
-        topk,
-        top_ratio,
-        mode,
-        domain_ratios,
-        domains: Sequence[str],
-        coverage: bool = False,
-        score_source: str = DEFAULT_SCORE,
-        share_exponent: float = 0.0,
-        rate_cap: float | None = None,
-    ) -> TopkSpec:
-        """The request of a selector's parameters; ``domain_ratios`` (mode ``custom`` only) is checked
+    def build(cls, topk, top_ratio, mode, domain_ratios, domains: Sequence[str], **rule: Any) -> TopkSpec:
+        """The request of a selector's parameters (``rule``: the other fields, by name; those left
+        out keep their declared defaults); ``domain_ratios`` (mode ``custom`` only) is checked
         against the bundle's ``domains``. Each problem is one ``ConfigError`` line."""
-        request = cls(topk, top_ratio, mode, None, coverage, score_source, share_exponent, rate_cap)
+        request = cls(topk, top_ratio, mode, **rule)
         if (mode == "custom") != (domain_ratios is not None):
             raise ConfigError("domain_ratios is required with mode 'custom' and only allowed there", option="domain_ratios")
         if mode == "overall":
@@ -223,7 +213,11 @@ class TopkSpec(Settings):
             parts = "an equal part per domain" if self.share_exponent == 0 else "a part per domain in proportion to its rows"
         else:
             parts = f"a part per domain in proportion to its rows to the power {self.share_exponent:g}"
-        spread = ", each part spread over its sub-domains in proportion to their rows" if self.coverage else ""
+        spread = (
+            f", {'spread' if self.mode == 'overall' else 'each part spread'} over its sub-domains in proportion to their rows"
+            if self.coverage
+            else ""
+        )
         cap = f", no domain{' or sub-domain' if self.coverage else ''} above {self.rate_cap:g} x the overall rate" if self.rate_cap else ""
         return f"{self.mode}: {size}, {parts}{spread}{cap}, highest {self.score_source} first"
 

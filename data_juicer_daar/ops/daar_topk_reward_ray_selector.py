@@ -16,8 +16,8 @@ class DaarTopkRewardRaySelector(TopkOp, Pipeline):
     op type that Data-Juicer's Ray executor runs (Selectors are refused there). Under Ray it tags
     rows with their input position, gathers only (position, score, domain, sub-domain) per row on the driver,
     picks the rows there, and filters the distributed dataset by position: whole rows never reach the
-    driver. It needs ``daar_diversity_score_filter`` before it (and ``daar_domain_probe_mapper`` for
-    ``balanced``/``custom``/``coverage``). Under the default executor it behaves like the Selector op."""
+    driver. It needs ``daar_diversity_score_filter`` before it, and ``daar_domain_probe_mapper`` unless
+    ``mode: overall`` and ``coverage: false``. Under the default executor it behaves like the Selector op."""
 
     def run(self, dataset, *args, **kwargs):
         self.preflight()

@@ -128,7 +128,8 @@ def test_ray_selector_without_scores_fails_with_one_line(ray_cluster, tiny_bundl
     recipe.write_text(yaml.safe_dump(config))
     result = dj("dj-process", recipe, tmp_path, env=run_env(), timeout=900)
     assert result.returncode != 0
-    assert "put daar_diversity_score_filter (same bundle_path) before this op" in result.stdout + result.stderr
+    # the default rule (balanced + coverage) reads each row's domain and sub-domain too
+    assert "put daar_domain_probe_mapper and daar_diversity_score_filter (same bundle_path) before this op" in result.stdout + result.stderr
 
 
 def write_shards(folder: Path, rows: list[dict], fmt: str, shards: int = 3) -> Path:

@@ -138,7 +138,7 @@ def warnings():
 
 
 def test_a_selection_that_keeps_nothing_says_so(warnings):
-    spec = TopkSpec.build(None, 0.1, "overall", None, DOMAINS)
+    spec = TopkSpec.build(None, 0.1, "overall", None, DOMAINS, coverage=False)
     spec.warn_if_empty(5, "sel")  # 10 % of 5 rounds down to 0
     spec.warn_if_empty(0, "sel")  # an earlier filter kept nothing
     spec.warn_if_empty(50, "sel")  # keeps 5: nothing to say
@@ -169,7 +169,7 @@ def counts(domains: list[str], picked) -> dict[str, int]:
 )
 def test_tempered_shares_give_each_domain_rows_to_the_power(exponent, expected):
     domains = skewed({"a": 600, "b": 200, "c": 100, "d": 100})
-    spec = TopkSpec.build(40, None, "balanced", None, ["a", "b", "c", "d"], share_exponent=exponent)
+    spec = TopkSpec.build(40, None, "balanced", None, ["a", "b", "c", "d"], coverage=False, share_exponent=exponent)
     picked = spec.pick(np.zeros(len(domains)), domains)
     got = counts(domains, picked)
     assert sum(got.values()) == 40
@@ -184,7 +184,7 @@ def test_the_rate_cap_bounds_a_one_source_domain_and_water_fills_the_rest():
     # with cap 1.5 at an overall rate of 100 / 1000 it gives at most ceil(1.5 * 0.1 * 50) = 8
     domains = skewed({"a": 700, "b": 150, "c": 100, "d": 50})
     for cap in (1.0, 1.5, 2.0, 3.0):
-        spec = TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], rate_cap=cap)
+        spec = TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], coverage=False, rate_cap=cap)
         got = counts(domains, spec.pick(np.random.default_rng(0).random(1000), domains))
         assert sum(got.values()) == 100  # the quotas sum to the budget
         for d, size in {"a": 700, "b": 150, "c": 100, "d": 50}.items():
@@ -192,7 +192,10 @@ def test_the_rate_cap_bounds_a_one_source_domain_and_water_fills_the_rest():
         # water-filling: what the capped small domains cannot take goes to the ones with room, equally
         room = {d: min(size, math.ceil(cap * 0.1 * size - 1e-9)) for d, size in {"a": 700, "b": 150, "c": 100, "d": 50}.items()}
         assert got == water_fill(100, dict.fromkeys(room, 1.0), room)
-    capped = counts(domains, TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], rate_cap=1.5).pick(np.zeros(1000), domains))
+    capped = counts(
+        domains,
+        TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], coverage=False, rate_cap=1.5).pick(np.zeros(1000), domains),
+    )
     assert capped == {"a": 54, "b": 23, "c": 15, "d": 8}  # 25 each; c and d full at 15 and 8, b at 23; a takes the rest
 
 
@@ -230,7 +233,7 @@ def test_share_rules_are_deterministic_and_identical_for_a_copy_of_the_input():
 def test_custom_never_takes_rows_of_a_domain_left_out_and_warns_when_short():
     # 4 reasoning rows, topk 10, reasoning only: 4 rows, no mathematics, one warning
     domains = ["reasoning"] * 4 + ["mathematics"] * 20
-    spec = TopkSpec.build(10, None, "custom", {"reasoning": 1.0}, ["reasoning", "mathematics"])
+    spec = TopkSpec.build(10, None, "custom", {"reasoning": 1.0}, ["reasoning", "mathematics"], coverage=False)
     said: list[str] = []
     sink = logger.add(lambda m: said.append(m.record["message"]), level="WARNING")
     try:
@@ -240,6 +243,8 @@ def test_custom_never_takes_rows_of_a_domain_left_out_and_warns_when_short():
     assert counts(domains, picked) == {"reasoning": 4}
     assert len(said) == 1 and "keeps 4 of the 10 rows" in said[0]
     # a listed domain that runs out hands its part to the other listed ones only
-    spec = TopkSpec.build(10, None, "custom", {"reasoning": 0.5, "mathematics": 0.5}, ["reasoning", "mathematics", "coding"])
+    spec = TopkSpec.build(
+        10, None, "custom", {"reasoning": 0.5, "mathematics": 0.5}, ["reasoning", "mathematics", "coding"], coverage=False
+    )
     picked = spec.pick(np.zeros(44), domains + ["coding"] * 20)
     assert counts(domains + ["coding"] * 20, picked) == {"reasoning": 4, "mathematics": 6}

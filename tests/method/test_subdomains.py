@@ -49,7 +49,7 @@ def test_mapper_writes_each_rows_subdomain(tiny_bundle):
 def test_coverage_selector_fills_subdomain_quotas(tiny_bundle):
     rows = theme_rows(6)
     one = {"bundle_path": str(tiny_bundle), "num_proc": None, "auto_op_parallelism": False}
-    picked = run_ops([DaarDomainProbeMapper(**one), DaarTopkRewardSelector(**one, topk=10, coverage=True)], rows)["id"]
+    picked = run_ops([DaarDomainProbeMapper(**one), DaarTopkRewardSelector(**one, topk=10, mode="overall", coverage=True)], rows)["id"]
     scores = Scorer(tiny_bundle).score(TEXTS(rows))
     expected = select(scores.probe_entropy, scores.domains, 10, groups=scores.subdomains)
     assert picked == [rows[i]["id"] for i in expected]

@@ -103,7 +103,7 @@ def test_scores_of_another_bundle_text_setting_or_number_format_are_never_reused
     # the selector ranks by B's scores and B's domains, never by A's meta
     picked = run_ops(b, carried)["id"]
     expected = DaarTopkRewardSelector(bundle_path=str(other), topk=4, mode="balanced").spec.pick(
-        fresh_b.probe_entropy.tolist(), fresh_b.domains
+        fresh_b.probe_entropy.tolist(), fresh_b.domains, fresh_b.subdomains
     )
     assert picked == [rows[i]["id"] for i in expected]
 
@@ -145,7 +145,9 @@ def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, sou
     names = ["common_sense", "reasoning", "mathematics", "coding"]
     shares = {"overall": None, "balanced": equal_shares(names), "custom": ratios}[mode]
     expected = [rows[i]["id"] for i in select(rewards, domains, 10, shares)]
-    selected = DaarTopkRewardSelector(bundle_path=path, topk=10, mode=mode, domain_ratios=ratios, score_source=source).run(scored)
+    selected = DaarTopkRewardSelector(bundle_path=path, topk=10, mode=mode, domain_ratios=ratios, score_source=source, coverage=False).run(
+        scored
+    )
     assert selected["id"] == expected
     assert expected == sorted(expected, key=[r["id"] for r in rows].index)  # input order kept
 
@@ -162,7 +164,7 @@ def test_selector_share_rules_match_the_reference_selection(tiny_bundle, exponen
     names = ["common_sense", "reasoning", "mathematics", "coding"]
     weights = tempered_shares({d: domains.count(d) for d in names}, exponent)
     expected = [rows[i]["id"] for i in select(scores, domains, 10, weights, cap=cap)]
-    op = DaarTopkRewardSelector(bundle_path=path, topk=10, mode="balanced", share_exponent=exponent, rate_cap=cap)
+    op = DaarTopkRewardSelector(bundle_path=path, topk=10, mode="balanced", coverage=False, share_exponent=exponent, rate_cap=cap)
     assert op.run(scored)["id"] == expected
     assert len(expected) == 10
 

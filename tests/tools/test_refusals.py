@@ -290,12 +290,19 @@ def test_the_rule_in_words_names_every_setting():
     def rule(*args, **kw) -> str:
         return TopkSpec.build(*args, domains=["a", "b"], **kw).describe()
 
-    assert rule(None, 0.2, "overall", None) == "overall: top_ratio 0.2, one budget over the whole pool, highest probe_entropy first"
+    assert (
+        rule(None, 0.2, "overall", None, coverage=False)
+        == "overall: top_ratio 0.2, one budget over the whole pool, highest probe_entropy first"
+    )
+    assert rule(None, 0.2, "overall", None) == (
+        "overall: top_ratio 0.2, one budget over the whole pool, spread over its sub-domains in proportion to their rows, "
+        "highest probe_entropy first"
+    )
     assert rule(None, 0.2, "balanced", None, coverage=True) == (
         "balanced: top_ratio 0.2, an equal part per domain, each part spread over its sub-domains in proportion to their rows, "
         "highest probe_entropy first"
     )
-    assert rule(7, 0.2, "balanced", None, share_exponent=0.5, rate_cap=1.5, score_source="predictor") == (
+    assert rule(7, 0.2, "balanced", None, coverage=False, share_exponent=0.5, rate_cap=1.5, score_source="predictor") == (
         "balanced: the smaller of topk 7 and top_ratio 0.2, a part per domain in proportion to its rows to the power 0.5, "
         "no domain above 1.5 x the overall rate, highest predictor first"
     )
@@ -303,4 +310,6 @@ def test_the_rule_in_words_names_every_setting():
         "balanced: topk 7, a part per domain in proportion to its rows, each part spread over its sub-domains in proportion "
         "to their rows, no domain or sub-domain above 2 x the overall rate"
     )
-    assert rule(7, None, "custom", {"a": 0.75, "b": 0.25}).startswith("custom: topk 7, the parts in domain_ratios (a 0.75, b 0.25),")
+    assert rule(7, None, "custom", {"a": 0.75, "b": 0.25}, coverage=False).startswith(
+        "custom: topk 7, the parts in domain_ratios (a 0.75, b 0.25),"
+    )

@@ -178,7 +178,10 @@ def test_a_report_from_the_recipe_states_its_rule_and_reads_its_files(scored, ti
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     text = (tmp_path / "r" / "report.txt").read_text().splitlines()
-    rule = "  selection rule: daar_topk_reward_selector: balanced: top_ratio 0.25, an equal part per domain, highest probe_entropy first"
+    rule = (
+        "  selection rule: daar_topk_reward_selector: balanced: top_ratio 0.25, an equal part per domain, each part spread over its "
+        "sub-domains in proportion to their rows, highest probe_entropy first"
+    )
     assert rule in text
     given = report(tmp_path / "given", scored)  # the same files named by hand: the same report, the rule aside
     assert given.returncode == 0, given.stderr[-2000:]
