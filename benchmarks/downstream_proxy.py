@@ -145,8 +145,9 @@ class SplitModel:
         """Cache the trunk's output of the rows not cached yet: read from ``store`` when an earlier
         run computed it, else computed (length-sorted batches) and kept there."""
         for i in items:
-            if i not in self.cache and self.stored(items[i][0]).is_file():
-                self.cache[i] = torch.from_numpy(np.load(self.stored(items[i][0])))
+            path = self.stored(items[i][0])
+            if i not in self.cache and path.is_file():
+                self.cache[i] = torch.from_numpy(np.load(path))
         todo = sorted((i for i in items if i not in self.cache), key=lambda i: -len(items[i][0]))
         pad = self.tokenizer.pad_token_id
         self.store.mkdir(parents=True, exist_ok=True)
