@@ -363,15 +363,22 @@ def markdown(table: dict, default: str, cfg: ProxyConfig) -> str:
 
 
 def recipe_selector() -> str:
-    """The selector the shipped recipe (``recipes/daar_select.yaml``) runs, by its benchmark name."""
+    """The selector the shipped recipe (``recipes/daar_select.yaml``) runs, by its benchmark name
+    (what the recipe leaves out, the op's declared defaults)."""
     import yaml
 
     from benchmarks.common import ROOT
-    from benchmarks.selectors import daar_name
+    from benchmarks.selectors import daar_name, share_name
+    from data_juicer_daar.method.selection import TopkSpec
+    from data_juicer_daar.options import declared
 
     ops = yaml.safe_load((ROOT / "recipes" / "daar_select.yaml").read_text())["process"]
     params = next(p for op in ops for name, p in op.items() if name == "daar_topk_reward_selector")
-    return daar_name(params.get("mode", "overall"), bool(params.get("coverage", False)), params.get("score_source", "probe_entropy"))
+    rule = {k: params.get(k, declared(TopkSpec, k)) for k in ("mode", "coverage", "score_source", "share_exponent", "rate_cap")}
+    tempered = rule["share_exponent"] or rule["rate_cap"]
+    if tempered and rule["mode"] == "balanced" and rule["coverage"] and rule["score_source"] == "probe_entropy":
+        return share_name(rule["share_exponent"], rule["rate_cap"])
+    return daar_name(rule["mode"], bool(rule["coverage"]), rule["score_source"])
 
 
 def rerender(path: Path) -> None:
@@ -455,7 +462,8 @@ def settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
         cfg = dataclasses.replace(QUICK if args.quick else FULL, **overrides)
     except ValueError as error:
         parser.error(str(error))
-    names = [s.strip() for s in args.selectors.split(",")] if args.selectors else [n for n in SELECTORS if n in DEFAULT_SET]
+    shipped = recipe_selector()
+    names = [s.strip() for s in args.selectors.split(",")] if args.selectors else [n for n in SELECTORS if n in DEFAULT_SET or n == shipped]
     unknown = sorted(set(names) - set(SELECTORS))
     if unknown:
         parser.error(f"unknown selector(s) {unknown}; known: {', '.join(SELECTORS)}")

@@ -14,6 +14,8 @@ Conditions (all four are tuned on; the report gives each one's pseudo-domain agr
                    a pool whose sources the project knows
   demo             (c) the demo corpus (even)
   unseen_even      (d) the held_out pool (even, unseen sources)
+  imbalanced       the check after the decision: the imbalanced pool with its right pseudo-domains
+                   (agreement 0.99+), where a balancing rule must keep a real gain
 Each condition is judged in-source on held-out rows of the pool and out-of-source on a set of
 sources the pool does not hold: the ``held_out`` pool for pools of the demo corpus's sources, the
 ``known_sources`` set (the demo corpus's sources) for pools of held_out sources. The multiple-choice
@@ -24,8 +26,9 @@ Usage:
   python -m benchmarks.grid report    # every table from the cells present (results/grid.md)
   python -m benchmarks.grid screen    # rows per true domain and source for every rule, no fine-tune (results/grid_screen.md)
 ``--selectors`` takes names of ``benchmarks/selectors.py`` or a set of ``SETS`` (comma-separated);
-``round2`` is read from the cells: the baselines and round 1's two best candidates (``finalists``).
-The report ends with the decision rule applied to round 2 (``decision``).
+``round2`` is read from the cells: the baselines and round 1's two best candidates (``finalists``);
+``check`` is random, the shipped rule and the rule round 2 chose (``chosen``).
+The report ends with the decision rule applied to round 2 (``decision``) and its check on ``imbalanced``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ CONDITIONS = {
     "imbalanced_weak": Condition("imbalanced", heldout=25, eval="held_out", train_args=("--pseudo-labels", "kmeans_cosine")),
     "demo": Condition("demo", heldout=40, eval="held_out"),
     "unseen_even": Condition("held_out", heldout=40, eval="known_sources"),
+    # the check after the decision: the project's imbalanced pool with its right pseudo-domains (agreement 0.99+)
+    "imbalanced": Condition("imbalanced", heldout=25, eval="held_out"),
 }
 
 RANDOM = "random"
@@ -94,7 +99,9 @@ SETS = {
 BASELINES = (RANDOM, KMQ, SHIPPED)
 #: the conditions and the seeds each round needs before it decides
 ROUND1 = (("unseen_skewed", "imbalanced_weak", "demo"), 6)
-ROUND2 = (tuple(CONDITIONS), 10)
+ROUND2 = (("unseen_skewed", "imbalanced_weak", "demo", "unseen_even"), 10)
+#: where the chosen rule must keep a real gain (out-of-source Δ above one standard error), else kMQ-style ships
+LABELLED = "imbalanced"
 
 
 def file_hash(path: Path) -> str:
@@ -273,8 +280,19 @@ def verdict(table: dict, selector: str) -> tuple[list[str], float | None]:
     return broken, worst_case(table, selector, conditions, seeds)
 
 
+def chosen(table: dict) -> str | None:
+    """The default round 2 gives: of the finalists that pass, the best worst-case out-of-source Δ;
+    kMQ-style when none passes; None while seeds are missing."""
+    verdicts = {sel: verdict(table, sel) for sel in finalists(table)[1:]}
+    if any(worst is None for _, worst in verdicts.values()):
+        return None
+    passing = {sel: worst for sel, (broken, worst) in verdicts.items() if not broken}
+    return max(passing, key=passing.get) if passing else KMQ
+
+
 def decision(table: dict) -> list[str]:
-    """The decision section: round 2's finalists against the rule, and the default it gives."""
+    """The decision section: round 2's finalists against the rule, the default it gives, and that
+    default's check on the pool whose pseudo-domains are right."""
     lines = ["", "## Decision", ""]
     try:
         names = finalists(table)
@@ -288,19 +306,33 @@ def decision(table: dict) -> list[str]:
         "| selector | fewest seeds | breaks the rule at | worst-case out-of-source Δ |",
         "|---|---:|---|---:|",
     ]
-    passing, complete = {}, True
     for sel in names[1:]:
         broken, worst = verdict(table, sel)
         n = min((table.get(c, {}).get(sel, {}).get("n", 0) for c in conditions), default=0)
-        complete &= worst is not None
         lines.append(f"| {sel} | {n} | {'; '.join(broken) or 'nowhere'} | {'—' if worst is None else f'{worst:+.4f}'} |")
-        if not broken and worst is not None:
-            passing[sel] = worst
-    if not complete:
+    rule = chosen(table)
+    if rule is None:
         return [*lines, "", "Pending: not every finalist has its seeds yet; the default stays as shipped."]
-    if not passing:
-        return [*lines, "", f"No finalist passes: the default becomes {KMQ} (proportional quotas), balancing an opt-in."]
-    return [*lines, "", f"Default: **{max(passing, key=passing.get)}** (the best worst-case out-of-source Δ of those that pass)."]
+    why = "no finalist passes" if rule == KMQ else "the best worst-case out-of-source Δ of those that pass"
+    lines += ["", f"Default: **{rule}** ({why})."]
+    return lines + labelled_check(table, rule)
+
+
+def labelled_check(table: dict, rule: str) -> list[str]:
+    """Does any rule keep a real gain (out-of-source Δ above one standard error) where the pseudo-domains
+    are right? If none does, kMQ-style ships and balancing is an opt-in."""
+    seeds = ROUND2[1]
+    measured = {s: e["out_of_source_vs_random"] for s, e in table.get(LABELLED, {}).items() if s != RANDOM}
+    if rule == KMQ:
+        return []
+    if (measured.get(rule) or {}).get("n", 0) < seeds:
+        command = f"grid run --conditions {LABELLED} --selectors check --seeds 0-{seeds - 1}"
+        return ["", f"Check pending: {seeds} seeds of it on {LABELLED} (`{command}`)."]
+    real = [s for s, p in measured.items() if p and p["n"] >= seeds and p["mean"] > p["se"]]
+    head = f"Check on {LABELLED} (pseudo-domains right): its out-of-source Δ {fmt(measured[rule])}"
+    if not real:
+        return ["", f"{head}; no rule keeps a real gain there, so the default becomes {KMQ}, balancing an opt-in."]
+    return ["", f"{head}; a real gain there: {', '.join(real)}."]
 
 
 def fmt(p: dict | None) -> str:
@@ -426,11 +458,17 @@ def main() -> None:
     args = parser.parse_args()
     conditions = [c.strip() for c in args.conditions.split(",")]
     sets = dict(SETS)
-    if "round2" in args.selectors.split(","):
+    wanted = args.selectors.split(",")
+    if "round2" in wanted or "check" in wanted:
         try:
-            sets["round2"] = finalists(summary(load_cells()))
+            table = summary(load_cells())
+            sets["round2"] = finalists(table)
+            rule = chosen(table)
         except ValueError as err:
             parser.error(str(err))
+        if rule is None and "check" in wanted:
+            parser.error("the check follows the decision: round 2 is not complete")
+        sets["check"] = list(dict.fromkeys([RANDOM, SHIPPED, rule]))
     names = list(dict.fromkeys(n for part in args.selectors.split(",") for n in sets.get(part.strip(), [part.strip()])))
     bad = [c for c in conditions if c not in CONDITIONS] + [n for n in names if n not in SELECTORS]
     if bad:

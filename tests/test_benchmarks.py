@@ -179,16 +179,25 @@ def test_grid_decision_picks_finalists_from_round_one_and_applies_the_rule(monke
     assert grid.finalists(table) == [*grid.BASELINES, good, second]
 
     def merged(round2: dict) -> dict:  # one table holds both rounds' cells
-        return {c: {**table.get(c, {}), **round2[c]} for c in grid.CONDITIONS}
+        return {c: {**table.get(c, {}), **round2.get(c, {})} for c in {*table, *round2}}
 
-    full = {c: {s: entry(9, 0.0) for s in grid.finalists(table)} for c in grid.CONDITIONS}
+    full = {c: {s: entry(9, 0.0) for s in grid.finalists(table)} for c in grid.ROUND2[0]}
     assert grid.decision(merged(full))[-1].startswith("Pending: not every finalist")
-    for cond in grid.CONDITIONS:
+    for cond in grid.ROUND2[0]:
         full[cond].update({s: entry(10, 0.0) for s in grid.BASELINES} | {good: entry(10, 0.04), second: entry(10, 0.01)})
     full["demo"][good] = entry(10, 0.04, inside=-0.02)  # in-source below random by 2 se: out
     assert grid.verdict(merged(full), good)[0] == ["demo in-source -0.0200 (se 0.0100)"]
-    assert grid.decision(merged(full))[-1] == f"Default: **{second}** (the best worst-case out-of-source Δ of those that pass)."
+    said = grid.decision(merged(full))
+    assert f"Default: **{second}** (the best worst-case out-of-source Δ of those that pass)." in said
+    assert grid.chosen(merged(full)) == second
+    # then the check where the pseudo-domains are right: a real gain is more than one standard error above random
+    assert said[-1].startswith(f"Check pending: 10 seeds of it on {grid.LABELLED}")
+    full[grid.LABELLED] = {grid.RANDOM: entry(10, 0.0), grid.SHIPPED: entry(10, 0.03), second: entry(10, 0.005)}
+    assert grid.decision(merged(full))[-1].endswith(f"a real gain there: {grid.SHIPPED}.")
+    full[grid.LABELLED][grid.SHIPPED] = entry(10, 0.01)  # level with its standard error: no real gain
+    fallback = f"no rule keeps a real gain there, so the default becomes {grid.KMQ}, balancing an opt-in."
+    assert grid.decision(merged(full))[-1].endswith(fallback)
     full["demo"][second] = entry(10, 0.01, worst=-0.03)  # its worst domain 3 se below random: out too
     for sel in (grid.KMQ, grid.SHIPPED):
         full["unseen_skewed"][sel] = entry(10, -0.02)
-    assert grid.decision(merged(full))[-1].startswith(f"No finalist passes: the default becomes {grid.KMQ}")
+    assert grid.decision(merged(full))[-1] == f"Default: **{grid.KMQ}** (no finalist passes)."

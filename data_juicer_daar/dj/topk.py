@@ -97,8 +97,9 @@ class TopkOp(ScoringOp):
             whole row of its proportional part (fewer than about 1 / rate rows) gets none, and its rows
             compete for the rows the parts leave over.
         :param share_exponent: ``balanced`` only: each domain's part of the budget is proportional
-            to its rows to this power: 0 (default) gives every domain an equal part, 1 a part in
-            proportion to its rows (a random sample's mix), 0.5 the compromise between them.
+            to its rows to this power: 0 gives every domain an equal part, 1 a part in proportion
+            to its rows (a random sample's mix), 0.5 (default) the compromise between them, the rule
+            the selection grid chose (docs/results.md).
         :param rate_cap: no domain and, with ``coverage``, no sub-domain gives more than
             ceil(rate_cap x the selection's overall rate x its rows) samples; the budget a capped
             group cannot take goes to the others by their parts (water-filling). A number >= 1;

@@ -180,7 +180,7 @@ class TopkSpec(Settings):
     shares: dict[str, float] | None = None  # per domain, from ``mode`` (None: the whole pool's budget)
     coverage: bool = option(True, check=Flag())
     score_source: str = option(DEFAULT_SCORE, check=SCORE_SOURCE)  # the score the caller ranks by (``keys.SCORES``)
-    share_exponent: float = option(0.0, check=Number(low=0, high=1))  # balanced: a domain's part ∝ its rows ** exponent
+    share_exponent: float = option(0.5, check=Number(low=0, high=1))  # balanced: a domain's part ∝ its rows ** exponent
     rate_cap: float | None = option(None, check=Number(low=1, nullable=True))  # no group above cap x the overall rate
 
     def __post_init__(self) -> None:
@@ -209,10 +209,10 @@ class TopkSpec(Settings):
             parts = "one budget over the whole pool"
         elif self.mode == "custom":
             parts = "the parts in domain_ratios" + (f" ({', '.join(f'{d} {r:g}' for d, r in self.shares.items())})" if self.shares else "")
-        elif self.share_exponent in (0, 1):
-            parts = "an equal part per domain" if self.share_exponent == 0 else "a part per domain in proportion to its rows"
         else:
-            parts = f"a part per domain in proportion to its rows to the power {self.share_exponent:g}"
+            power = f"its rows to the power {self.share_exponent:g}"
+            by = {0.5: "the square root of its rows", 1: "its rows"}.get(self.share_exponent, power)
+            parts = "an equal part per domain" if self.share_exponent == 0 else f"a part per domain in proportion to {by}"
         spread = (
             f", {'spread' if self.mode == 'overall' else 'each part spread'} over its sub-domains in proportion to their rows"
             if self.coverage

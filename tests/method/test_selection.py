@@ -184,7 +184,7 @@ def test_the_rate_cap_bounds_a_one_source_domain_and_water_fills_the_rest():
     # with cap 1.5 at an overall rate of 100 / 1000 it gives at most ceil(1.5 * 0.1 * 50) = 8
     domains = skewed({"a": 700, "b": 150, "c": 100, "d": 50})
     for cap in (1.0, 1.5, 2.0, 3.0):
-        spec = TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], coverage=False, rate_cap=cap)
+        spec = TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], coverage=False, share_exponent=0.0, rate_cap=cap)
         got = counts(domains, spec.pick(np.random.default_rng(0).random(1000), domains))
         assert sum(got.values()) == 100  # the quotas sum to the budget
         for d, size in {"a": 700, "b": 150, "c": 100, "d": 50}.items():
@@ -192,10 +192,8 @@ def test_the_rate_cap_bounds_a_one_source_domain_and_water_fills_the_rest():
         # water-filling: what the capped small domains cannot take goes to the ones with room, equally
         room = {d: min(size, math.ceil(cap * 0.1 * size - 1e-9)) for d, size in {"a": 700, "b": 150, "c": 100, "d": 50}.items()}
         assert got == water_fill(100, dict.fromkeys(room, 1.0), room)
-    capped = counts(
-        domains,
-        TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], coverage=False, rate_cap=1.5).pick(np.zeros(1000), domains),
-    )
+    equal_capped = TopkSpec.build(100, None, "balanced", None, ["a", "b", "c", "d"], coverage=False, share_exponent=0.0, rate_cap=1.5)
+    capped = counts(domains, equal_capped.pick(np.zeros(1000), domains))
     assert capped == {"a": 54, "b": 23, "c": 15, "d": 8}  # 25 each; c and d full at 15 and 8, b at 23; a takes the rest
 
 

@@ -135,7 +135,8 @@ def test_selector_scores_by_itself_when_alone(tiny_bundle):
 @pytest.mark.parametrize("source", ["probe_entropy", "predictor"])
 @pytest.mark.parametrize("mode, ratios", [("overall", None), ("balanced", None), ("custom", {"coding": 0.6, "mathematics": 0.4})])
 def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, source):
-    from data_juicer_daar.method.selection import equal_shares, select
+    from data_juicer_daar.method.selection import TopkSpec, select, tempered_shares
+    from data_juicer_daar.options import declared
 
     rows = theme_rows(10)
     path = str(tiny_bundle)
@@ -143,7 +144,8 @@ def test_selector_modes_match_reference_selection(tiny_bundle, mode, ratios, sou
     rewards = [s[keys.SCORES[source].stats_key] for s in scored[Fields.stats]]
     domains = [m[keys.DOMAIN] for m in scored[Fields.meta]]
     names = ["common_sense", "reasoning", "mathematics", "coding"]
-    shares = {"overall": None, "balanced": equal_shares(names), "custom": ratios}[mode]
+    balanced = tempered_shares({d: domains.count(d) for d in names}, declared(TopkSpec, "share_exponent"))  # the op's default
+    shares = {"overall": None, "balanced": balanced, "custom": ratios}[mode]
     expected = [rows[i]["id"] for i in select(rewards, domains, 10, shares)]
     selected = DaarTopkRewardSelector(bundle_path=path, topk=10, mode=mode, domain_ratios=ratios, score_source=source, coverage=False).run(
         scored

@@ -34,5 +34,6 @@ def test_the_use_it_on_your_data_block_chains_on_a_users_own_file(tmp_path):
     assert len(read_rows(tmp_path / "my_run" / "selected.jsonl")) == int(0.2 * len(rows))
     assert (tmp_path / "my_run" / "report" / "report.html").is_file()
     report = (tmp_path / "my_run" / "report" / "report.txt").read_text()
-    assert "  selection rule: daar_topk_reward_selector: balanced: top_ratio 0.2, an equal part per domain" in report
+    rule = "balanced: top_ratio 0.2, a part per domain in proportion to the square root of its rows"
+    assert f"  selection rule: daar_topk_reward_selector: {rule}" in report
     assert "blocks kept (L)" in (tmp_path / "my_run" / "report" / "report.html").read_text()  # the facts of the recipe's bundle

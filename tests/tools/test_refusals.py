@@ -298,12 +298,16 @@ def test_the_rule_in_words_names_every_setting():
         "overall: top_ratio 0.2, one budget over the whole pool, spread over its sub-domains in proportion to their rows, "
         "highest probe_entropy first"
     )
-    assert rule(None, 0.2, "balanced", None, coverage=True) == (
+    assert rule(None, 0.2, "balanced", None) == (  # the op's defaults
+        "balanced: top_ratio 0.2, a part per domain in proportion to the square root of its rows, "
+        "each part spread over its sub-domains in proportion to their rows, highest probe_entropy first"
+    )
+    assert rule(None, 0.2, "balanced", None, share_exponent=0.0) == (
         "balanced: top_ratio 0.2, an equal part per domain, each part spread over its sub-domains in proportion to their rows, "
         "highest probe_entropy first"
     )
-    assert rule(7, 0.2, "balanced", None, coverage=False, share_exponent=0.5, rate_cap=1.5, score_source="predictor") == (
-        "balanced: the smaller of topk 7 and top_ratio 0.2, a part per domain in proportion to its rows to the power 0.5, "
+    assert rule(7, 0.2, "balanced", None, coverage=False, share_exponent=0.3, rate_cap=1.5, score_source="predictor") == (
+        "balanced: the smaller of topk 7 and top_ratio 0.2, a part per domain in proportion to its rows to the power 0.3, "
         "no domain above 1.5 x the overall rate, highest predictor first"
     )
     assert rule(7, None, "balanced", None, share_exponent=1.0, rate_cap=2, coverage=True).startswith(

@@ -179,8 +179,8 @@ def test_a_report_from_the_recipe_states_its_rule_and_reads_its_files(scored, ti
     assert result.returncode == 0, result.stderr[-2000:]
     text = (tmp_path / "r" / "report.txt").read_text().splitlines()
     rule = (
-        "  selection rule: daar_topk_reward_selector: balanced: top_ratio 0.25, an equal part per domain, each part spread over its "
-        "sub-domains in proportion to their rows, highest probe_entropy first"
+        "  selection rule: daar_topk_reward_selector: balanced: top_ratio 0.25, a part per domain in proportion to the square root "
+        "of its rows, each part spread over its sub-domains in proportion to their rows, highest probe_entropy first"
     )
     assert rule in text
     given = report(tmp_path / "given", scored)  # the same files named by hand: the same report, the rule aside
@@ -192,4 +192,5 @@ def test_a_report_from_the_recipe_states_its_rule_and_reads_its_files(scored, ti
     assert "blocks kept (L)" in page and rule.strip() in page  # the recipe's bundle, and the rule on the page
     # a selector op logs the same words when it picks
     log = dj("dj-process", recipe, scored.parent)
-    assert "daar_topk_reward_selector: selecting by balanced: top_ratio 0.25, an equal part per domain" in log.stdout + log.stderr
+    said = "selecting by balanced: top_ratio 0.25, a part per domain in proportion to the square root of its rows"
+    assert f"daar_topk_reward_selector: {said}" in log.stdout + log.stderr
