@@ -368,14 +368,16 @@ def report() -> str:
                 f"{fmt(e['in_source_vs_random'])} | {worst_text} | {mc} | {fmt(e['mc_vs_random'])} |"
             )
     lines += decision(table)
-    crn = crn_effect(table)
+    crn = crn_effect(cells)
     if crn:
         lines += [
             "",
             "## Common random numbers",
             "",
-            "| condition | selector | paired sd with CRN | without | seeds |",
-            "|---|---|---:|---:|---:|",
+            "Paired sd of the Δ to random, over the seeds both runs have.",
+            "",
+            "| condition | selector | protocol | paired sd with CRN | without | seeds |",
+            "|---|---|---|---:|---:|---:|",
         ]
         lines += crn
     text = "\n".join(lines) + "\n"
@@ -384,16 +386,24 @@ def report() -> str:
     return text
 
 
-def crn_effect(table: dict) -> list[str]:
+def crn_effect(cells: list[dict]) -> list[str]:
+    """The paired sd to random with and without common random numbers, per protocol, over the seeds
+    both runs have (table rows)."""
+    by: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for c in cells:
+        by[(c["condition"], c["proxy"]["crn"], c["selector"])][c["seed"]] = c
     out = []
-    for cond, rows in table.items():
-        other = table.get(f"{cond} (no CRN)")
-        if cond.endswith("(no CRN)") or not other:
+    for (cond, crn, sel), shared in sorted(by.items()):
+        alone, ref, ref_alone = by.get((cond, False, sel)), by.get((cond, True, RANDOM)), by.get((cond, False, RANDOM))
+        if not crn or sel == RANDOM or not (alone and ref and ref_alone):
             continue
-        for sel in sorted(set(rows) & set(other) - {RANDOM}):
-            a, b = rows[sel]["out_of_source_vs_random"], other[sel]["out_of_source_vs_random"]
-            if a and b:
-                out.append(f"| {cond} | {sel} | {a['sd']:.4f} | {b['sd']:.4f} | {a['n']} / {b['n']} |")
+        seeds = set(shared) & set(alone) & set(ref) & set(ref_alone)
+        for proto in PROTOCOLS:
+            gain = lambda c, p=proto: c[p]["relative_gain"]  # noqa: E731
+            a = paired({s: shared[s] for s in seeds}, ref, gain)
+            b = paired({s: alone[s] for s in seeds}, ref_alone, gain)
+            if a and b and len(seeds) > 1:
+                out.append(f"| {cond} | {sel} | {proto.replace('_', '-')} | {a['sd']:.4f} | {b['sd']:.4f} | {len(seeds)} |")
     return out
 
 

@@ -201,3 +201,17 @@ def test_grid_decision_picks_finalists_from_round_one_and_applies_the_rule(monke
     for sel in (grid.KMQ, grid.SHIPPED):
         full["unseen_skewed"][sel] = entry(10, -0.02)
     assert grid.decision(merged(full))[-1] == f"Default: **{grid.KMQ}** (no finalist passes)."
+
+
+def test_grid_crn_effect_compares_paired_sd_over_the_seeds_both_runs_have():
+    import benchmarks.grid as grid
+
+    def cell(sel, seed, crn, out, inside):
+        gains = {"out_of_source": {"relative_gain": out}, "in_source": {"relative_gain": inside}}
+        return {"condition": "demo", "proxy": {"crn": crn}, "selector": sel, "seed": seed, **gains}
+
+    shared = [cell(grid.RANDOM, s, True, 0.0, 0.0) for s in range(4)] + [cell("x", s, True, 0.01 * s, 0.0) for s in range(4)]
+    alone = [cell(grid.RANDOM, s, False, 0.0, 0.0) for s in range(3)] + [cell("x", s, False, 0.02 * s, 0.01) for s in range(3)]
+    assert grid.crn_effect(shared) == []  # no run without CRN: nothing to compare
+    rows = grid.crn_effect(shared + alone)
+    assert rows == ["| demo | x | in-source | 0.0000 | 0.0000 | 3 |", "| demo | x | out-of-source | 0.0100 | 0.0200 | 3 |"]
